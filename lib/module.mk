@@ -1,0 +1,2 @@
+# lib/: the shared core, linked into every binary as libxenfs.a.
+LIB_SRCS += lib/ring.c lib/log.c

@@ -1,0 +1,108 @@
+/*
+ * Configuration and policy: the one place that decides what each domain
+ * may do.  The parser (policy/config.c) turns /etc/xenfs/xenfs.conf into a
+ * struct xf_config; the decision functions below are pure (no I/O) so they
+ * can be tested exhaustively and fuzzed.  The backend only asks.
+ *
+ * File format (docs/xenfs.conf.5): `[section]` or `[section NAME]` headers,
+ * `key = value` lines, `#` comments.  Unknown sections or keys, malformed
+ * lines, bad values and missing paths are errors reported as
+ * "file:line: what is wrong"; there are no silent defaults for bad input.
+ * One table describes every key (name, section, type, range, default,
+ * reloadable) and drives parsing, --print-config and the man page.
+ *
+ * Reload: parse into a new struct xf_config, swap it in only if it loaded.
+ * A struct xf_config is immutable after load and may be read by any thread.
+ */
+#ifndef XF_POLICY_H
+#define XF_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum xf_access {
+	XF_ACCESS_NONE = 0,
+	XF_ACCESS_RO = 1,
+	XF_ACCESS_RW = 2,
+};
+
+struct xf_access_rule {
+	char *domain;			/* domain name, or "*" for any */
+	enum xf_access mode;
+};
+
+struct xf_export {
+	char *tag;			/* [export TAG]; [A-Za-z0-9._-], < 64 bytes */
+	char *path;			/* absolute, existing directory */
+	struct xf_access_rule *rules;	/* access = vm1:rw vm2:ro '*':ro */
+	size_t nrules;
+	int line;			/* where it was defined, for messages */
+};
+
+struct xf_domain {
+	char *name;			/* [domain NAME] */
+	char *local_socket;		/* serve over the local transport, or NULL */
+	int line;
+};
+
+struct xf_global {
+	char *control_socket;		/* default /run/xenfs/control.sock */
+	char *state_dir;		/* default /var/lib/xenfs */
+	char *control_group;		/* group allowed on the control socket, or NULL */
+	uint32_t max_queues;		/* per connection, default 4 */
+	uint64_t max_region;		/* bytes of shared region per connection, default 64M */
+	uint32_t max_fds;		/* O_PATH cache bound per connection, default 4096 */
+};
+
+/* A raw `key = value` from any section, for plugins' config lookup. */
+struct xf_kv {
+	char *section;			/* "scan", "domain vm2", ... */
+	char *key;
+	char *value;
+	int line;
+};
+
+struct xf_config {
+	char *file;			/* path it was read from */
+	struct xf_global global;
+	struct xf_export *exports;
+	size_t nexports;
+	struct xf_domain *domains;
+	size_t ndomains;
+	struct xf_kv *kv;		/* every key/value in file order */
+	size_t nkv;
+};
+
+/*
+ * Load and validate a config file.  Returns NULL on error with a message
+ * "file:line: what is wrong" (or "file: ..." for whole-file problems) in
+ * err.  Check mode (xenfsd -n) is just this call.
+ */
+struct xf_config *xf_config_load(const char *path, char *err, size_t errlen);
+/* Same, from a memory buffer (tests and the fuzzer); name is used in messages. */
+struct xf_config *xf_config_parse(const char *name, const char *text,
+				  size_t len, char *err, size_t errlen);
+void xf_config_free(struct xf_config *cfg);
+
+/* Write the effective configuration, defaults included (--print-config). */
+struct _IO_FILE;
+void xf_config_print(const struct xf_config *cfg, struct _IO_FILE *out);
+
+const struct xf_export *xf_config_export(const struct xf_config *cfg,
+					 const char *tag);
+const struct xf_domain *xf_config_domain(const struct xf_config *cfg,
+					 const char *name);
+/* Raw lookup: value of key in section ("global", "scan", "domain vm1"). */
+const char *xf_config_get(const struct xf_config *cfg, const char *section,
+			  const char *key);
+
+/* ---- decisions (pure) ---- */
+
+/*
+ * What `domain` may do with export `tag`: the most specific rule wins (an
+ * exact domain name over "*"); no rule, or no such export, is NONE.
+ */
+enum xf_access xf_policy_access(const struct xf_config *cfg,
+				const char *domain, const char *tag);
+
+#endif /* XF_POLICY_H */
