@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum xf_access {
 	XF_ACCESS_NONE = 0,
@@ -85,8 +86,7 @@ struct xf_config *xf_config_parse(const char *name, const char *text,
 void xf_config_free(struct xf_config *cfg);
 
 /* Write the effective configuration, defaults included (--print-config). */
-struct _IO_FILE;
-void xf_config_print(const struct xf_config *cfg, struct _IO_FILE *out);
+void xf_config_print(const struct xf_config *cfg, FILE *out);
 
 const struct xf_export *xf_config_export(const struct xf_config *cfg,
 					 const char *tag);

@@ -1,0 +1,110 @@
+/*
+ * xenfsd internals shared between its modules: the main event loop, the
+ * server state (config, connections) and the connection API that each
+ * transport's acceptor uses.  Only backend/ includes this.
+ *
+ * Threads: the main thread runs the event loop (bk_loop_*), owns the
+ * config and the list of connections, and runs every function here unless
+ * a comment says otherwise.  Each connection has one worker thread per
+ * queue (backend/conn.c) which only touches its own rings and calls
+ * fs_handle(); workers talk to the main thread through the documented
+ * per-connection lock and an eventfd.
+ */
+#ifndef XF_BACKEND_BK_H
+#define XF_BACKEND_BK_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "fs.h"
+#include "policy.h"
+#include "transport.h"
+
+/* ---- event loop (backend/loop.c) ---- */
+
+typedef void (*bk_loop_cb)(int fd, uint32_t events, void *arg);
+/* Watch fd for epoll events; 0 or -errno.  Callbacks run on the main thread. */
+int bk_loop_add(int fd, uint32_t events, bk_loop_cb cb, void *arg);
+int bk_loop_mod(int fd, uint32_t events);
+void bk_loop_del(int fd);
+/* Run a callback on the main thread soon (thread-safe, from workers too). */
+int bk_loop_defer(void (*fn)(void *arg), void *arg);
+/* Run until bk_loop_stop(); returns 0. */
+int bk_loop_run(void);
+void bk_loop_stop(void);
+
+/* ---- server state (backend/main.c) ---- */
+
+struct bk_conn;
+
+struct bk_server {
+	struct xf_config *cfg;		/* current config; replaced on reload */
+	int foreground;
+	int no_sandbox;
+	struct bk_conn *conns;		/* list of live connections */
+	unsigned nconns;
+	time_t started;
+};
+
+extern struct bk_server bk_srv;		/* the one server of this process */
+
+/* ---- connections (backend/conn.c) ---- */
+
+struct bk_conn_info {
+	const char *domain;
+	const char *tag;
+	const char *transport;		/* "local" or "xen" */
+	uint32_t domid;			/* Xen domid, or 0 for local */
+	uint32_t nr_queues;
+	int readonly;
+	int frozen;
+	time_t since;
+	struct fs_stats stats;
+};
+
+/*
+ * Start serving a connection whose transport is set up and whose domain
+ * was admitted for tag (the caller checked xf_policy_access() and passes
+ * the result as readonly).  Takes ownership of xc in all cases.  on_close
+ * is called on the main thread after the connection stopped (peer gone,
+ * broken ring, policy revoked): the transport acceptor then cleans its own
+ * state (closes the socket, removes xenstore nodes).  Returns 0 or -errno.
+ */
+int bk_conn_start(struct xf_conn *xc, const char *domain, uint32_t domid,
+		  const char *tag, int readonly,
+		  void (*on_close)(struct bk_conn *c, void *arg), void *arg,
+		  struct bk_conn **out);
+
+/* Stop a connection: workers end, deferred requests are cancelled,
+ * resources freed, on_close called.  Safe to call twice. */
+void bk_conn_stop(struct bk_conn *c, const char *why);
+
+void bk_conn_get_info(struct bk_conn *c, struct bk_conn_info *info);
+void bk_conn_foreach(void (*fn)(struct bk_conn *c, void *arg), void *arg);
+
+/*
+ * Freeze a domain (every connection of it): post SYNCFS to its frontend
+ * and wait for the acknowledgement while still serving (the flush's own
+ * writes are admitted), then stop admitting requests that change the
+ * export (fs_opcode_mutates), wait until none is in flight, and return 0.
+ * Blocking until then (the caller is the control socket's thread, not the
+ * main loop).  -ETIMEDOUT, -ENOENT (no such connected domain) or another
+ * -errno with err filled.  Thaw resumes admission.
+ */
+int bk_domain_freeze(const char *domain, int timeout_ms, char *err,
+		     size_t errlen);
+int bk_domain_thaw(const char *domain, char *err, size_t errlen);
+
+/* Re-check every live connection against a newly loaded config; those
+ * whose access was revoked are stopped, those downgraded to ro get EROFS
+ * for changes from now on. */
+void bk_conns_reload(const struct xf_config *cfg);
+
+/* ---- transports' acceptors ---- */
+
+/* backend/local.c: listen on every [domain] local-socket. */
+int bk_local_start(const struct xf_config *cfg);
+void bk_local_reload(const struct xf_config *cfg);
+void bk_local_stop(void);
+
+#endif /* XF_BACKEND_BK_H */
