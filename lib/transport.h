@@ -35,7 +35,14 @@ struct xf_transport_ops {
 	int (*event_fd)(struct xf_conn *c, uint32_t q);
 	/* consume a wakeup on queue q (read the eventfd; or pending+unmask) */
 	int (*event_ack)(struct xf_conn *c, uint32_t q);
-	/* unmap the region, close doorbells, free priv */
+	/* descriptor that becomes readable when the peer's connection state
+	 * may have changed (local: the unix socket; xen: a xenstore watch),
+	 * or -1 if the transport reports peer loss some other way */
+	int (*peer_fd)(struct xf_conn *c);
+	/* after peer_fd became readable: 0 if the peer is still connected,
+	 * -ENOTCONN if it closed or died */
+	int (*peer_check)(struct xf_conn *c);
+	/* unmap the region, close doorbells and the peer descriptor, free priv */
 	void (*destroy)(struct xf_conn *c);
 };
 
@@ -59,6 +66,14 @@ static inline int xf_conn_event_ack(struct xf_conn *c, uint32_t q)
 {
 	return c->ops->event_ack(c, q);
 }
+static inline int xf_conn_peer_fd(struct xf_conn *c)
+{
+	return c->ops->peer_fd ? c->ops->peer_fd(c) : -1;
+}
+static inline int xf_conn_peer_check(struct xf_conn *c)
+{
+	return c->ops->peer_check ? c->ops->peer_check(c) : 0;
+}
 static inline void xf_conn_destroy(struct xf_conn *c)
 {
 	if (c && c->ops)
@@ -70,15 +85,15 @@ static inline void xf_conn_destroy(struct xf_conn *c)
 /*
  * Frontend: create the region and doorbells for *layout, connect to the
  * unix socket at path, send the hello for tag/flags and wait for the
- * welcome.  On success *out is a connection, *sockfd the control socket
- * (keep it open; EOF means the backend is gone) and *granted_flags the
- * flags the backend granted.  On failure returns -errno and fills
+ * welcome.  On success *out is a connection (it owns the socket: its
+ * peer_fd is the socket, EOF means the backend is gone) and *granted_flags
+ * the flags the backend granted.  On failure returns -errno and fills
  * err/errlen with a message for the admin (the backend's reason when it
  * refused).
  */
 int xf_local_connect(const char *path, const char *tag, uint32_t flags,
 		     const struct xenfs_layout *layout, struct xf_conn **out,
-		     int *sockfd, uint32_t *granted_flags,
+		     uint32_t *granted_flags,
 		     char *err, size_t errlen);
 
 /*
@@ -86,7 +101,9 @@ int xf_local_connect(const char *path, const char *tag, uint32_t flags,
  * (sizes, magic, layout against max_region, memfd size and seals, number
  * of descriptors) and maps the region.  Does not answer: the caller checks
  * policy for hello->tag and then calls xf_local_welcome().  Returns 0 with
- * *out set, or -errno with err filled.
+ * *out set (the connection then owns sockfd: peer_fd returns it and
+ * destroy closes it), or -errno with err filled (sockfd stays the
+ * caller's, so it can still send a welcome carrying the error).
  */
 struct xenfs_local_hello;
 int xf_local_accept(int sockfd, uint64_t max_region,
@@ -96,5 +113,20 @@ int xf_local_accept(int sockfd, uint64_t max_region,
  * message.  Returns 0 or -errno. */
 int xf_local_welcome(int sockfd, int error, uint32_t flags,
 		     const char *message);
+
+/* ---- Xen transport (transport_xen.c); xenstore protocol in docs/xen.md ---- */
+
+/*
+ * Frontend (guest): find our device whose tag matches under
+ * device/xenfs/ of this domain (created by the backend), share the region
+ * for *layout and one unbound event channel per queue with backend_domid,
+ * publish them, and walk the xenbus states to Connected.  peer_fd of the
+ * result is a xenstore watch on the backend's state; destroy walks
+ * Closing -> Closed and unshares.  Returns 0 or -errno with err filled.
+ */
+int xf_xen_front_connect(const char *tag, uint32_t backend_domid,
+			 uint32_t flags, const struct xenfs_layout *layout,
+			 struct xf_conn **out, uint32_t *granted_flags,
+			 char *err, size_t errlen);
 
 #endif /* XF_TRANSPORT_H */
