@@ -68,14 +68,19 @@ EXTRA_ALL  :=
 all: programs
 
 include lib/module.mk
+-include lib/xen.mk
 -include policy/module.mk
 -include backend/module.mk
+-include backend/ctl.mk
 -include frontend/module.mk
+-include frontend/initramfs.mk
 -include services/module.mk
 -include services/indexer/module.mk
 -include services/scanner/module.mk
 -include services/snapshot/module.mk
 -include tests/module.mk
+-include tests/tools/module.mk
+-include tests/fuzz/module.mk
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/obj/%.o)
 LIBXENFS := $(O)/libxenfs.a
