@@ -29,7 +29,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=gnu17 -Wall -Wextra -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
             -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Ilib \
+CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Ilib -Ipolicy \
             -DXENFS_PLUGINDIR='"$(LIBDIR)/xenfs"' \
             -DXENFS_LIBEXECDIR='"$(LIBEXECDIR)"' \
             -DXENFS_SYSCONFDIR='"$(SYSCONFDIR)"'
