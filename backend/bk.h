@@ -107,4 +107,47 @@ int bk_local_start(const struct xf_config *cfg);
 void bk_local_reload(const struct xf_config *cfg);
 void bk_local_stop(void);
 
+/* ---- additions: loop internals, server, services hooks ---- */
+
+/*
+ * A caller-owned deferral (no allocation, so a worker can always report a
+ * broken connection).  Queuing a node that is already queued is a no-op;
+ * bk_loop_defer_cancel() unqueues it (call it before freeing the node).
+ * fn and arg are set by the owner before queueing.
+ */
+struct bk_defer {
+	struct bk_defer *next;		/* private to loop.c */
+	void (*fn)(void *arg);
+	void *arg;
+	int queued;			/* private to loop.c */
+};
+int bk_loop_init(void);
+int bk_loop_defer_node(struct bk_defer *d);	/* thread-safe */
+void bk_loop_defer_cancel(struct bk_defer *d);	/* thread-safe */
+void bk_loop_free(void);
+
+/* Stop every live connection (shutdown). */
+void bk_conns_stop_all(const char *why);
+
+/*
+ * Reload the configuration from bk_srv.cfg->file as SIGHUP does: on
+ * failure returns -errno with "file:line: what" in err and keeps the old
+ * config; on success swaps it and pushes it to the acceptors, the
+ * connections and the control socket.  Main thread.
+ */
+int bk_server_reload(char *err, size_t errlen);
+
+/*
+ * Services hooks, implemented by backend/events.c (the operation stream)
+ * and backend/control.c (the control socket).  main.c calls them on the
+ * main thread: *_start before serving (non-zero is fatal at startup),
+ * bk_control_reload after a successful reload, *_stop at shutdown after
+ * every connection stopped.
+ */
+int bk_stream_start(const struct xf_config *cfg);
+void bk_stream_stop(void);
+int bk_control_start(const struct xf_config *cfg);
+void bk_control_stop(void);
+void bk_control_reload(const struct xf_config *cfg);
+
 #endif /* XF_BACKEND_BK_H */
