@@ -1,0 +1,9 @@
+# tests/: unit tests (cmocka), built into $(O)/tests and run by tests/run-all.
+# Helpers owning other unit tests may append their own lines here:
+#   UNIT_TESTS += test_x
+#   test_x_SRCS := tests/unit/test_x.c ...
+#   test_x_LIBS := -lcmocka
+
+UNIT_TESTS += test_ring
+test_ring_SRCS := tests/unit/test_ring.c
+test_ring_LIBS := -lcmocka
