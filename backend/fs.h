@@ -84,6 +84,15 @@ void fs_complete(void *token, uint32_t len);
  */
 void fs_session_cancel_deferred(struct fs_session *s);
 
+/*
+ * Make a live session read-only (config reload downgraded rw -> ro): from
+ * now on requests that change the export get EROFS.  Thread-safe with
+ * respect to concurrent fs_handle() (an atomic flag is enough).  Optional:
+ * the connection layer calls it through a weak reference and also refuses
+ * the changing opcodes itself, so an fs layer without it still links.
+ */
+void fs_session_set_readonly(struct fs_session *s, int readonly);
+
 /* Release everything: descriptors, tables.  No fs_handle() may run. */
 void fs_session_free(struct fs_session *s);
 
