@@ -107,6 +107,13 @@ int bk_local_start(const struct xf_config *cfg);
 void bk_local_reload(const struct xf_config *cfg);
 void bk_local_stop(void);
 
+/* backend/xen.c: create xenfs devices for configured domains (by name) and
+ * serve them over the Xen transport (docs/xen.md).  start returns 0 also
+ * when xenstore is unavailable (not a Xen dom0: transport off). */
+int bk_xen_start(const struct xf_config *cfg);
+void bk_xen_reload(const struct xf_config *cfg);
+void bk_xen_stop(void);
+
 /* ---- additions: loop internals, server, services hooks ---- */
 
 /*
