@@ -38,6 +38,8 @@ struct xf_export {
 	struct xf_access_rule *rules;	/* access = vm1:rw vm2:ro '*':ro */
 	size_t nrules;
 	int line;			/* where it was defined, for messages */
+	/* additions after the first contract: */
+	int readonly;			/* readonly = yes: every rule capped at RO */
 };
 
 struct xf_domain {
@@ -53,6 +55,8 @@ struct xf_global {
 	uint32_t max_queues;		/* per connection, default 4 */
 	uint64_t max_region;		/* bytes of shared region per connection, default 64M */
 	uint32_t max_fds;		/* O_PATH cache bound per connection, default 4096 */
+	/* additions after the first contract: */
+	int log_debug;			/* log-level = debug */
 };
 
 /* A raw `key = value` from any section, for plugins' config lookup. */
@@ -72,6 +76,10 @@ struct xf_config {
 	size_t ndomains;
 	struct xf_kv *kv;		/* every key/value in file order */
 	size_t nkv;
+	/* additions after the first contract: */
+	struct xf_kv *defaults;		/* effective defaults of unset keys of the
+					 * single sections, for xf_config_value */
+	size_t ndefaults;
 };
 
 /*
@@ -96,11 +104,38 @@ const struct xf_domain *xf_config_domain(const struct xf_config *cfg,
 const char *xf_config_get(const struct xf_config *cfg, const char *section,
 			  const char *key);
 
+/*
+ * Effective value: the file's value, else the key's documented default
+ * (with <state-dir> expanded), else NULL.  For "export TAG" and "domain
+ * NAME" the section must exist.  Borrowed from cfg.
+ */
+const char *xf_config_value(const struct xf_config *cfg, const char *section,
+			    const char *key);
+/*
+ * Effective value of a bool, uint or size key as a number (bool: 0 or 1,
+ * size: bytes).  0, -ENOENT (unknown key, absent section, no value and no
+ * default) or -EINVAL (not a numeric key).
+ */
+int xf_config_get_u64(const struct xf_config *cfg, const char *section,
+		      const char *key, uint64_t *out);
+
+/*
+ * Walk the key table (the man page check and documentation tools): fn is
+ * called for every key with the sections it may appear in ("export
+ * domain" for shared keys), its default text (or NULL) and whether a
+ * reload applies it.
+ */
+void xf_config_foreach_key(void (*fn)(const char *sections, const char *key,
+				      const char *def, int reloadable,
+				      const char *help, void *arg),
+			   void *arg);
+
 /* ---- decisions (pure) ---- */
 
 /*
  * What `domain` may do with export `tag`: the most specific rule wins (an
- * exact domain name over "*"); no rule, or no such export, is NONE.
+ * exact domain name over "*"); no rule, or no such export, is NONE.  An
+ * export with readonly = yes caps the answer at RO.
  */
 enum xf_access xf_policy_access(const struct xf_config *cfg,
 				const char *domain, const char *tag);
