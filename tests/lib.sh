@@ -13,7 +13,7 @@
 #	path = $W/export
 #	access = vm1:rw
 #	[domain vm1]
-#	local_socket = $(xf_sock vm1)
+#	local-socket = $(xf_sock vm1)
 #	EOF
 #	xf_start_backend "$W/xenfs.conf"
 #	xf_mount "$(xf_sock vm1)" shared "$W/mnt"
@@ -281,8 +281,8 @@ xf_config_std()
 	mkdir -p "$W/shared" "$W/home1" "$W/state"
 	xf_config "${1:-xenfs.conf}" <<EOF
 [global]
-control_socket = $W/control.sock
-state_dir = $W/state
+control-socket = $W/control.sock
+state-dir = $W/state
 
 [export shared]
 path = $W/shared
@@ -293,10 +293,10 @@ path = $W/home1
 access = vm1:rw
 
 [domain vm1]
-local_socket = $(xf_sock vm1)
+local-socket = $(xf_sock vm1)
 
 [domain vm2]
-local_socket = $(xf_sock vm2)
+local-socket = $(xf_sock vm2)
 EOF
 }
 
