@@ -157,4 +157,21 @@ int bk_control_start(const struct xf_config *cfg);
 void bk_control_stop(void);
 void bk_control_reload(const struct xf_config *cfg);
 
+/*
+ * Services hooks, part 2 (backend/events.c, backend/dom0watch.c).
+ * bk_stream_emit appends a record built by xenfsd itself (dom0 changes,
+ * freeze/thaw markers); thread-safe; 0 or -errno (already logged).
+ * bk_stream_head is the seq of the newest record, bk_stream_dir the
+ * journal directory (NULL before start).  The dom0 watcher follows every
+ * export's tree with inotify and emits origin-dom0 records; the fs layer's
+ * own changes are suppressed through bk_dom0watch_note (any thread).
+ */
+struct xenfs_event;
+int bk_stream_emit(struct xenfs_event *ev);
+uint64_t bk_stream_head(void);
+const char *bk_stream_dir(void);
+int bk_dom0watch_start(const struct xf_config *cfg);
+void bk_dom0watch_stop(void);
+void bk_dom0watch_note(const char *export_tag, const char *path);
+
 #endif /* XF_BACKEND_BK_H */

@@ -1,2 +1,3 @@
 # lib/: the shared core, linked into every binary as libxenfs.a.
 LIB_SRCS += lib/ring.c lib/log.c
+LIB_SRCS += lib/stream.c
