@@ -1,0 +1,20 @@
+# frontend/: mount.xenfs, the guest side (FUSE <-> shared rings).
+
+PROGRAMS += mount.xenfs
+mount.xenfs_SRCS := frontend/main.c frontend/fwd.c
+mount.xenfs_INSTALL := sbin
+MAN_PAGES += docs/mount.xenfs.8
+
+# The Xen transport is optional at build time: only when lib/xen.mk (and
+# lib/transport_xen.c) is present does mount.xenfs learn transport=xen.
+ifneq ($(wildcard lib/transport_xen.c),)
+ifdef LIBXENFS_XEN
+$(patsubst %.c,$(O)/obj/%.o,$(mount.xenfs_SRCS)): CPPFLAGS += -DXENFS_HAVE_XEN
+mount.xenfs_LIBS += $(XEN_LINK)
+$(O)/bin/mount.xenfs: $(LIBXENFS_XEN)
+endif
+endif
+
+UNIT_TESTS += test_local_transport
+test_local_transport_SRCS := tests/unit/test_local_transport.c
+test_local_transport_LIBS := -lcmocka
