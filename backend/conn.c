@@ -1,0 +1,893 @@
+/*
+ * Guest connections: one struct bk_conn per connected frontend, one worker
+ * thread per queue that moves requests from the shared rings to the fs
+ * layer and posts the replies back.
+ *
+ * Threads and locks:
+ *  - The main thread creates and stops connections, owns the list
+ *    bk_srv.conns (it mutates it under conns_lock so that the control
+ *    thread can walk it for freeze/thaw), watches each connection's
+ *    peer descriptor, and is the only one that frees a connection's
+ *    resources (after joining its workers).
+ *  - Worker q is the only consumer of ring q's requests and the only
+ *    user of its doorbell's wait side.  Responses of ring q are posted
+ *    under q->lock, by the worker or by fs_complete() from any thread
+ *    (deferred replies), which also protects the in-flight bitmap.
+ *  - c->lock with c->cond guards the freeze state (frozen,
+ *    inflight_mut), the control page (ctrl, ctrl_seq) and the stopping
+ *    flag as seen by the control thread.  Lock order: c->lock before
+ *    q->lock; never the reverse.
+ *  - conns_lock guards the list links, refcounts and the set of frozen
+ *    domains.  Lock order: conns_lock is never held while taking c->lock.
+ *  - A worker that finds the connection broken queues c->stop_node to
+ *    the main loop, which stops the connection; workers never free.
+ *
+ * Trust boundary: the rings and buffers are written by the guest at any
+ * time.  Framing checks live in conn_frame.c (see conn_i.h); a framing
+ * violation stops only this connection, logged once and rate-limited.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk.h"
+#include "conn_i.h"
+#include "log.h"
+#include "ring.h"
+
+/* Optional fs-layer setter (runtime rw -> ro); see fs.h.  Weak so that the
+ * backend still links against an fs layer that predates it: conn.c
+ * refuses the changing opcodes itself in any case. */
+#pragma weak fs_session_set_readonly
+
+struct bk_queue;
+
+/* One request in flight: the token handed to the fs layer. */
+struct bk_slot {
+	struct bk_queue *q;
+	uint64_t id;
+	uint32_t slot;
+	uint8_t mutating;	/* counted in c->inflight_mut */
+};
+
+struct bk_queue {
+	struct bk_conn *c;
+	uint32_t idx;
+	struct xf_bring ring;
+	struct conn_frame fr;
+	pthread_mutex_t lock;		/* responses, fr.busy, ring.rsp_* */
+	pthread_t thread;
+	int started;
+	struct bk_slot slots[CONN_MAX_SLOTS];
+};
+
+struct bk_conn {
+	struct bk_conn *next;
+	struct xf_conn *xc;
+	char *domain;
+	char *tag;
+	char *export_path;
+	uint32_t domid;
+	const char *transport;
+	time_t since;
+	struct fs_session *fs;
+	uint32_t nq;
+	struct bk_queue *queues;
+	int stop_efd;			/* wakes workers at stop */
+	int peer_fd;			/* watched by the main loop, or -1 */
+	atomic_int stopping;		/* workers: finish now */
+	atomic_int broken;		/* a framing violation was seen */
+	atomic_int readonly;
+	int stopped;			/* main thread: bk_conn_stop ran */
+	int refs;			/* conns_lock */
+
+	pthread_mutex_t lock;		/* freeze state, control page */
+	pthread_cond_t cond;
+	int frozen;
+	uint32_t inflight_mut;
+	struct xf_ctrl_back ctrl;
+	uint32_t ctrl_seq;
+
+	struct bk_defer stop_node;	/* worker -> main: stop me */
+	const char *broken_why;
+	void (*on_close)(struct bk_conn *c, void *arg);
+	void *on_close_arg;
+};
+
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **frozen_domains;		/* conns_lock */
+static size_t nfrozen;
+static struct log_ratelimit broken_rl = LOG_RATELIMIT_INIT;
+
+/* ---- frozen-domain set (conns_lock held) ---- */
+
+static ssize_t frozen_find(const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < nfrozen; i++)
+		if (strcmp(frozen_domains[i], domain) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int frozen_add(const char *domain)
+{
+	char **n, *d;
+
+	if (frozen_find(domain) >= 0)
+		return 0;
+	d = strdup(domain);
+	if (!d)
+		return -ENOMEM;
+	n = realloc(frozen_domains, (nfrozen + 1) * sizeof(*n));
+	if (!n) {
+		free(d);
+		return -ENOMEM;
+	}
+	frozen_domains = n;
+	frozen_domains[nfrozen++] = d;
+	return 0;
+}
+
+static int frozen_remove(const char *domain)
+{
+	ssize_t i = frozen_find(domain);
+
+	if (i < 0)
+		return 0;
+	free(frozen_domains[i]);
+	frozen_domains[i] = frozen_domains[--nfrozen];
+	return 1;
+}
+
+/* ---- lifetime ---- */
+
+static void conn_free(struct bk_conn *c)
+{
+	uint32_t i;
+
+	for (i = 0; c->queues && i < c->nq; i++) {
+		pthread_mutex_destroy(&c->queues[i].lock);
+		free(c->queues[i].fr.priv);
+	}
+	free(c->queues);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c->domain);
+	free(c->tag);
+	free(c->export_path);
+	free(c);
+}
+
+static void conn_unref(struct bk_conn *c)
+{
+	int last;
+
+	pthread_mutex_lock(&conns_lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&conns_lock);
+	if (last)
+		conn_free(c);
+}
+
+/* ---- responses ---- */
+
+/* Write a bare FUSE error reply into the shared out area (write-only). */
+static uint32_t reply_error(void *out, uint64_t unique, int err)
+{
+	struct fuse_out_header oh = {
+		.len = sizeof(oh),
+		.error = err,
+		.unique = unique,
+	};
+
+	memcpy(out, &oh, sizeof(oh));
+	return sizeof(oh);
+}
+
+/*
+ * Post the reply of a request in flight: any thread.  len 0 means no reply
+ * frame (FORGET); the frontend still needs the buffer back.
+ */
+static void queue_post(struct bk_queue *q, uint32_t slot, uint32_t len)
+{
+	struct bk_conn *c = q->c;
+	struct bk_slot *t = &q->slots[slot];
+	struct xenfs_ring_rsp rsp;
+	int mutating;
+
+	pthread_mutex_lock(&q->lock);
+	rsp.id = t->id;
+	rsp.buf = conn_slot_buf(&q->fr, slot);
+	rsp.len = len;
+	mutating = t->mutating;
+	t->mutating = 0;
+	xf_bring_put(&q->ring, &rsp);
+	conn_slot_release(&q->fr, slot);
+	if (xf_bring_push(&q->ring)) {
+		int r = xf_conn_notify(c->xc, q->idx);
+
+		if (r < 0 && !atomic_load(&c->stopping))
+			log_debug("dom %s: notify queue %u: %s", c->domain,
+				  q->idx, strerror(-r));
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (mutating) {
+		pthread_mutex_lock(&c->lock);
+		if (--c->inflight_mut == 0)
+			pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+void fs_complete(void *token, uint32_t len)
+{
+	struct bk_slot *t = token;
+	struct bk_queue *q = t->q;
+
+	if (len > q->fr.layout.buf_size) {
+		log_warnx("dom %s: fs layer completed with %u bytes, "
+			  "buffer holds %u", q->c->domain, len,
+			  q->fr.layout.buf_size);
+		len = 0;
+	}
+	queue_post(q, t->slot, len);
+}
+
+/* ---- workers ---- */
+
+static void conn_stop_cb(void *arg)
+{
+	struct bk_conn *c = arg;
+
+	bk_conn_stop(c, c->broken_why ? c->broken_why : "protocol error");
+}
+
+/* Worker: the frontend broke the protocol.  Log once, ask main to stop. */
+static void conn_break(struct bk_conn *c, uint32_t q, const char *why)
+{
+	if (atomic_exchange(&c->broken, 1))
+		return;
+	c->broken_why = why;
+	log_warnx_rl(&broken_rl, "dom %s: queue %u: %s; closing connection",
+		     c->domain, q, why);
+	(void)bk_loop_defer_node(&c->stop_node);	/* never fails */
+}
+
+/* Changing requests refused on a read-only connection (the fs layer
+ * refuses them too; this covers a downgrade by reload). */
+static int ro_refuses(const struct fs_req *req)
+{
+	switch (req->in.opcode) {
+	case FUSE_SETATTR: case FUSE_SYMLINK: case FUSE_MKNOD:
+	case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
+	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK:
+	case FUSE_WRITE: case FUSE_SETXATTR: case FUSE_REMOVEXATTR:
+	case FUSE_CREATE: case FUSE_FALLOCATE: case FUSE_COPY_FILE_RANGE:
+		return 1;
+	case FUSE_OPEN: {
+		struct fuse_open_in oi;
+
+		if (req->arglen < sizeof(oi))
+			return 0;	/* the fs layer rejects it */
+		memcpy(&oi, req->arg, sizeof(oi));
+		return (oi.flags & O_ACCMODE) != O_RDONLY ||
+		       (oi.flags & O_TRUNC);
+	}
+	default:
+		return 0;
+	}
+}
+
+static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
+			   uint64_t id, uint32_t slot)
+{
+	struct bk_conn *c = q->c;
+	struct bk_slot *t = &q->slots[slot];
+	uint32_t r;
+
+	t->q = q;
+	t->id = id;
+	t->slot = slot;
+	t->mutating = 0;
+	if (fs_opcode_mutates(req->in.opcode)) {
+		/* Freeze admission: hold changes (in order: this queue waits)
+		 * until thaw; non-changing requests of other queues flow. */
+		pthread_mutex_lock(&c->lock);
+		while (c->frozen && !atomic_load(&c->stopping))
+			pthread_cond_wait(&c->cond, &c->lock);
+		c->inflight_mut++;
+		pthread_mutex_unlock(&c->lock);
+		t->mutating = 1;
+	}
+	req->token = t;
+	if (atomic_load(&c->readonly) && ro_refuses(req))
+		r = reply_error(req->out, req->in.unique, -EROFS);
+	else
+		r = fs_handle(c->fs, req);
+	if (r == FS_DEFERRED)
+		return;		/* fs_complete() posts it */
+	if (r > req->outcap ||
+	    (r != 0 && r < sizeof(struct fuse_out_header))) {
+		log_warnx("dom %s: fs layer returned a %u-byte reply to "
+			  "opcode %u", c->domain, r, req->in.opcode);
+		r = reply_error(req->out, req->in.unique, -EIO);
+	}
+	queue_post(q, slot, r);
+}
+
+/* Handle what the ring holds.  0, or -EPROTO (connection broken). */
+static int queue_drain(struct bk_queue *q)
+{
+	struct bk_conn *c = q->c;
+	struct fs_req req;
+	const char *why = NULL;
+	uint64_t id;
+	uint32_t slot;
+	int r;
+
+	while (!atomic_load(&c->stopping)) {
+		/* under q->lock: xf_bring_get reads rsp_prod_pvt and the
+		 * bitmap is shared with fs_complete() posters */
+		pthread_mutex_lock(&q->lock);
+		r = conn_next_request(&q->fr, &req, &id, &slot, &why);
+		pthread_mutex_unlock(&q->lock);
+		if (r < 0) {
+			conn_break(c, q->idx, why);
+			return r;
+		}
+		if (r == 0)
+			return 0;
+		queue_dispatch(q, &req, id, slot);
+	}
+	return 0;
+}
+
+static void *queue_worker(void *arg)
+{
+	struct bk_queue *q = arg;
+	struct bk_conn *c = q->c;
+	struct pollfd pfd[2];
+	int r;
+
+	pfd[0].fd = xf_conn_event_fd(c->xc, q->idx);
+	pfd[0].events = POLLIN;
+	pfd[1].fd = c->stop_efd;
+	pfd[1].events = POLLIN;
+	while (!atomic_load(&c->stopping)) {
+		if (queue_drain(q) < 0)
+			break;
+		/* re-arm req_event; requests that raced in are drained now */
+		if (xf_bring_final_check(&q->ring))
+			continue;
+		r = poll(pfd, 2, 1000);
+		if (r < 0 && errno != EINTR) {
+			log_warn("dom %s: queue %u: poll", c->domain, q->idx);
+			conn_break(c, q->idx, "cannot wait for the doorbell");
+			break;
+		}
+		if (r > 0 && (pfd[0].revents & POLLIN))
+			(void)xf_conn_event_ack(c->xc, q->idx);
+		if (r > 0 && (pfd[0].revents & (POLLERR | POLLNVAL))) {
+			conn_break(c, q->idx, "doorbell failed");
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* ---- main thread: start / stop ---- */
+
+static void conn_peer_cb(int fd, uint32_t events, void *arg)
+{
+	struct bk_conn *c = arg;
+
+	if (xf_conn_peer_check(c->xc) == -ENOTCONN)
+		bk_conn_stop(c, "frontend disconnected");
+	else if (events & (EPOLLERR | EPOLLHUP))
+		bk_conn_stop(c, "frontend socket error");
+}
+
+/* Stop workers, fail deferred requests, release the session and the
+ * transport.  Used by bk_conn_stop and by a failed start. */
+static void conn_teardown(struct bk_conn *c)
+{
+	uint64_t one = 1;
+	uint32_t i;
+
+	if (c->peer_fd >= 0) {
+		bk_loop_del(c->peer_fd);
+		c->peer_fd = -1;
+	}
+	pthread_mutex_lock(&c->lock);
+	atomic_store(&c->stopping, 1);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (c->stop_efd >= 0)
+		(void)!write(c->stop_efd, &one, sizeof(one));
+	for (i = 0; c->queues && i < c->nq; i++) {
+		if (c->queues[i].started)
+			pthread_join(c->queues[i].thread, NULL);
+		c->queues[i].started = 0;
+	}
+	/* a worker may have queued the node before it ended */
+	bk_loop_defer_cancel(&c->stop_node);
+	if (c->fs) {
+		fs_session_cancel_deferred(c->fs);
+		fs_session_free(c->fs);
+		c->fs = NULL;
+	}
+	/* Nobody touches the control page after this: the control thread
+	 * checks stopping under c->lock (set above) before every access. */
+	pthread_mutex_lock(&c->lock);
+	pthread_mutex_unlock(&c->lock);
+	xf_conn_destroy(c->xc);
+	c->xc = NULL;
+	if (c->stop_efd >= 0) {
+		close(c->stop_efd);
+		c->stop_efd = -1;
+	}
+}
+
+int bk_conn_start(struct xf_conn *xc, const char *domain, uint32_t domid,
+		  const char *tag, int readonly,
+		  void (*on_close)(struct bk_conn *c, void *arg), void *arg,
+		  struct bk_conn **out)
+{
+	const struct xf_export *exp;
+	struct fs_session_params p;
+	struct bk_conn *c;
+	uint32_t i;
+	int r, fd;
+
+	exp = xf_config_export(bk_srv.cfg, tag);
+	if (!exp) {
+		xf_conn_destroy(xc);
+		return -ENOENT;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		xf_conn_destroy(xc);
+		return -ENOMEM;
+	}
+	c->xc = xc;
+	c->stop_efd = -1;
+	c->peer_fd = -1;
+	c->refs = 1;
+	c->domid = domid;
+	c->transport = xc->ops->name;
+	c->since = time(NULL);
+	c->on_close = on_close;
+	c->on_close_arg = arg;
+	c->stop_node.fn = conn_stop_cb;
+	c->stop_node.arg = c;
+	atomic_init(&c->readonly, readonly ? 1 : 0);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->ctrl.c = xf_region_ctrl(xc->base);
+	c->ctrl.msg_prod_pvt = 0;
+	c->domain = strdup(domain);
+	c->tag = strdup(tag);
+	c->export_path = strdup(exp->path);
+	c->nq = xc->layout.nr_queues;
+	c->queues = calloc(c->nq, sizeof(*c->queues));
+	if (!c->domain || !c->tag || !c->export_path || !c->queues) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < c->nq; i++) {
+		struct bk_queue *q = &c->queues[i];
+
+		q->c = c;
+		q->idx = i;
+		pthread_mutex_init(&q->lock, NULL);
+		xf_bring_init(&q->ring, xf_region_sring(xc->base, i),
+			      xenfs_ring_slots(&xc->layout));
+		q->fr.base = xc->base;
+		q->fr.layout = xc->layout;
+		q->fr.q = i;
+		q->fr.ring = &q->ring;
+		q->fr.priv = malloc(xc->layout.buf_size);
+		if (!q->fr.priv) {
+			c->nq = i + 1;
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_efd < 0) {
+		r = -errno;
+		goto fail;
+	}
+
+	fd = open(exp->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		log_warn("dom %s: export '%s': %s", domain, tag, exp->path);
+		goto fail;
+	}
+	memset(&p, 0, sizeof(p));
+	p.domain = c->domain;
+	p.export_tag = c->tag;
+	p.export_path = c->export_path;
+	p.export_fd = fd;
+	p.readonly = readonly;
+	p.max_write = xc->layout.buf_size - XENFS_BUF_HEADROOM;
+	p.max_inodes_cached = bk_srv.cfg->global.max_fds;
+	p.policy = NULL;	/* decisions come from bk_srv.cfg */
+	c->fs = fs_session_new(&p);
+	if (!c->fs) {
+		r = errno ? -errno : -ENOMEM;
+		log_warn("dom %s: export '%s': cannot start session",
+			 domain, tag);
+		goto fail;
+	}
+
+	pthread_mutex_lock(&conns_lock);
+	c->frozen = frozen_find(domain) >= 0;
+	pthread_mutex_unlock(&conns_lock);
+
+	for (i = 0; i < c->nq; i++) {
+		r = -pthread_create(&c->queues[i].thread, NULL, queue_worker,
+				    &c->queues[i]);
+		if (r < 0) {
+			log_warnx("dom %s: cannot start worker: %s", domain,
+				  strerror(-r));
+			goto fail;
+		}
+		c->queues[i].started = 1;
+	}
+
+	c->peer_fd = xf_conn_peer_fd(xc);
+	if (c->peer_fd >= 0) {
+		r = bk_loop_add(c->peer_fd, EPOLLIN | EPOLLRDHUP,
+				conn_peer_cb, c);
+		if (r < 0) {
+			c->peer_fd = -1;
+			log_warnx("dom %s: cannot watch the frontend: %s",
+				  domain, strerror(-r));
+			goto fail;
+		}
+	}
+
+	pthread_mutex_lock(&conns_lock);
+	c->next = bk_srv.conns;
+	bk_srv.conns = c;
+	bk_srv.nconns++;
+	pthread_mutex_unlock(&conns_lock);
+
+	log_info("dom %s: connected to export '%s' (%s, %s, %u queue%s, "
+		 "%u slots, %u-byte buffers)", domain, tag, c->transport,
+		 readonly ? "ro" : "rw", c->nq, c->nq == 1 ? "" : "s",
+		 xenfs_ring_slots(&xc->layout), xc->layout.buf_size);
+	if (out)
+		*out = c;
+	return 0;
+
+fail:
+	conn_teardown(c);
+	conn_unref(c);
+	return r;
+}
+
+void bk_conn_stop(struct bk_conn *c, const char *why)
+{
+	struct bk_conn **pp;
+
+	if (!c || c->stopped)
+		return;
+	c->stopped = 1;
+	log_info("dom %s: export '%s' disconnected: %s", c->domain, c->tag,
+		 why ? why : "stopped");
+	conn_teardown(c);
+	pthread_mutex_lock(&conns_lock);
+	for (pp = &bk_srv.conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			bk_srv.nconns--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&conns_lock);
+	if (c->on_close)
+		c->on_close(c, c->on_close_arg);
+	conn_unref(c);
+}
+
+void bk_conns_stop_all(const char *why)
+{
+	while (bk_srv.conns)
+		bk_conn_stop(bk_srv.conns, why);
+}
+
+void bk_conn_get_info(struct bk_conn *c, struct bk_conn_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->domain = c->domain;
+	info->tag = c->tag;
+	info->transport = c->transport;
+	info->domid = c->domid;
+	info->nr_queues = c->nq;
+	info->readonly = atomic_load(&c->readonly);
+	pthread_mutex_lock(&c->lock);
+	info->frozen = c->frozen;
+	pthread_mutex_unlock(&c->lock);
+	info->since = c->since;
+	if (c->fs)
+		fs_session_stats(c->fs, &info->stats);
+}
+
+void bk_conn_foreach(void (*fn)(struct bk_conn *c, void *arg), void *arg)
+{
+	struct bk_conn *c, *next;
+
+	/* main thread: fn may stop c */
+	for (c = bk_srv.conns; c; c = next) {
+		next = c->next;
+		fn(c, arg);
+	}
+}
+
+void bk_conns_reload(const struct xf_config *cfg)
+{
+	struct bk_conn *c, *next;
+
+	for (c = bk_srv.conns; c; c = next) {
+		const struct xf_export *exp = xf_config_export(cfg, c->tag);
+		enum xf_access a = xf_policy_access(cfg, c->domain, c->tag);
+
+		next = c->next;
+		if (!exp || a == XF_ACCESS_NONE) {
+			bk_conn_stop(c, "access revoked by reload");
+			continue;
+		}
+		if (strcmp(exp->path, c->export_path) != 0) {
+			bk_conn_stop(c, "export path changed by reload");
+			continue;
+		}
+		if (a == XF_ACCESS_RO && !atomic_load(&c->readonly)) {
+			atomic_store(&c->readonly, 1);
+			if (fs_session_set_readonly)
+				fs_session_set_readonly(c->fs, 1);
+			log_info("dom %s: export '%s' is read-only from now on",
+				 c->domain, c->tag);
+		}
+		/* rw again after ro: the frontend mounted ro; keep it so */
+	}
+}
+
+/* ---- freeze / thaw (control thread) ---- */
+
+static int conns_of_domain(const char *domain, struct bk_conn ***out)
+{
+	struct bk_conn *c, **v = NULL, **nv;
+	int n = 0;
+
+	pthread_mutex_lock(&conns_lock);
+	for (c = bk_srv.conns; c; c = c->next) {
+		if (strcmp(c->domain, domain) != 0)
+			continue;
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			while (n > 0)
+				v[--n]->refs--;	/* > 0: the list holds one */
+			pthread_mutex_unlock(&conns_lock);
+			free(v);
+			return -ENOMEM;
+		}
+		v = nv;
+		c->refs++;
+		v[n++] = c;
+	}
+	pthread_mutex_unlock(&conns_lock);
+	*out = v;
+	return n;
+}
+
+static void conns_put(struct bk_conn **v, int n)
+{
+	while (n > 0)
+		conn_unref(v[--n]);
+	free(v);
+}
+
+static void ms_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static int past(const struct timespec *dl)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > dl->tv_sec ||
+	       (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+static void nap(void)
+{
+	struct timespec ts = { 0, 5 * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Post SYNCFS to c's frontend and wait for its acknowledgement. */
+static int conn_syncfs(struct bk_conn *c, const struct timespec *dl,
+		       char *err, size_t errlen)
+{
+	uint32_t seq = 0, aseq, status;
+	int r, posted = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		if (atomic_load(&c->stopping)) {
+			pthread_mutex_unlock(&c->lock);
+			snprintf(err, errlen, "domain %s disconnected",
+				 c->domain);
+			return -ENOTCONN;
+		}
+		if (!posted) {
+			seq = ++c->ctrl_seq;
+			if (seq == 0)
+				seq = ++c->ctrl_seq;
+			r = xf_ctrl_post(&c->ctrl, XENFS_CTRL_SYNCFS, seq,
+					 NULL, 0);
+			if (r == 0) {
+				posted = 1;
+				pthread_mutex_lock(&c->queues[0].lock);
+				(void)xf_conn_notify(c->xc, 0);
+				pthread_mutex_unlock(&c->queues[0].lock);
+			} else if (r != -EAGAIN) {
+				pthread_mutex_unlock(&c->lock);
+				snprintf(err, errlen, "domain %s: control "
+					 "channel broken", c->domain);
+				return r;
+			}
+		} else {
+			xf_ctrl_read_ack(&c->ctrl, &aseq, &status);
+			if (aseq == seq) {
+				pthread_mutex_unlock(&c->lock);
+				if (status == 0)
+					return 0;
+				snprintf(err, errlen, "domain %s: frontend "
+					 "could not flush: %s", c->domain,
+					 strerror((int)status));
+				return -EIO;
+			}
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (past(dl)) {
+			snprintf(err, errlen, "domain %s: frontend did not "
+				 "flush in time", c->domain);
+			return -ETIMEDOUT;
+		}
+		nap();	/* the flush's requests keep being served meanwhile */
+	}
+}
+
+static void conn_set_frozen(struct bk_conn *c, int frozen)
+{
+	pthread_mutex_lock(&c->lock);
+	c->frozen = frozen;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int bk_domain_freeze(const char *domain, int timeout_ms, char *err,
+		     size_t errlen)
+{
+	struct bk_conn **v;
+	struct timespec dl, rdl;
+	int n, i, r = 0;
+
+	if (timeout_ms <= 0)
+		timeout_ms = 30000;
+	n = conns_of_domain(domain, &v);
+	if (n < 0) {
+		snprintf(err, errlen, "out of memory");
+		return n;
+	}
+	if (n == 0) {
+		free(v);
+		snprintf(err, errlen, "domain %s is not connected", domain);
+		return -ENOENT;
+	}
+	ms_deadline(&dl, timeout_ms);
+	for (i = 0; i < n && r == 0; i++)
+		r = conn_syncfs(v[i], &dl, err, errlen);
+	if (r == 0) {
+		pthread_mutex_lock(&conns_lock);
+		r = frozen_add(domain);
+		pthread_mutex_unlock(&conns_lock);
+		if (r < 0)
+			snprintf(err, errlen, "out of memory");
+	}
+	if (r == 0) {
+		for (i = 0; i < n; i++)
+			conn_set_frozen(v[i], 1);
+		/* drain changes in flight; cond waits use CLOCK_REALTIME */
+		clock_gettime(CLOCK_REALTIME, &rdl);
+		{
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			rdl.tv_sec += dl.tv_sec - now.tv_sec;
+			rdl.tv_nsec += dl.tv_nsec - now.tv_nsec;
+			while (rdl.tv_nsec < 0) {
+				rdl.tv_sec--;
+				rdl.tv_nsec += 1000000000;
+			}
+			while (rdl.tv_nsec >= 1000000000) {
+				rdl.tv_sec++;
+				rdl.tv_nsec -= 1000000000;
+			}
+		}
+		for (i = 0; i < n && r == 0; i++) {
+			struct bk_conn *c = v[i];
+
+			pthread_mutex_lock(&c->lock);
+			while (c->inflight_mut > 0 &&
+			       !atomic_load(&c->stopping) && r == 0)
+				r = -pthread_cond_timedwait(&c->cond,
+							    &c->lock, &rdl);
+			pthread_mutex_unlock(&c->lock);
+			if (r < 0)
+				snprintf(err, errlen, "domain %s: changes "
+					 "still in flight", domain);
+		}
+		if (r < 0) {
+			pthread_mutex_lock(&conns_lock);
+			frozen_remove(domain);
+			pthread_mutex_unlock(&conns_lock);
+			for (i = 0; i < n; i++)
+				conn_set_frozen(v[i], 0);
+		}
+	}
+	conns_put(v, n);
+	if (r == 0)
+		log_info("dom %s: frozen", domain);
+	else
+		log_warnx("dom %s: freeze failed: %s", domain, err);
+	return r;
+}
+
+int bk_domain_thaw(const char *domain, char *err, size_t errlen)
+{
+	struct bk_conn **v;
+	int n, i, was;
+
+	pthread_mutex_lock(&conns_lock);
+	was = frozen_remove(domain);
+	pthread_mutex_unlock(&conns_lock);
+	n = conns_of_domain(domain, &v);
+	if (n < 0) {
+		snprintf(err, errlen, "out of memory");
+		return n;
+	}
+	for (i = 0; i < n; i++)
+		conn_set_frozen(v[i], 0);
+	conns_put(v, n);
+	if (!was) {
+		snprintf(err, errlen, "domain %s is not frozen", domain);
+		return -ENOENT;
+	}
+	log_info("dom %s: thawed", domain);
+	return 0;
+}

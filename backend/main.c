@@ -1,0 +1,314 @@
+/*
+ * xenfsd: the XenFS backend daemon.  This file is the thin main: options,
+ * configuration (load, check mode, reload on SIGHUP), daemonizing, the
+ * directories the daemon needs, and the order in which the parts start
+ * and stop around the event loop (backend/loop.c).
+ *
+ * Concurrency: signals are blocked in every thread (the mask is set before
+ * any thread exists) and read through a signalfd in the main loop, so a
+ * reload or a shutdown always runs on the main thread between callbacks.
+ * The config is owned by the main thread; a reload parses into a new
+ * object and swaps it only if it loaded, then pushes it to the acceptors,
+ * the connections and the control socket, and frees the old one.
+ *
+ * Trust: the config file and the command line are the admin's; errors in
+ * them are fatal at startup and reported as "file:line: what".  Nothing
+ * here reads guest data.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk.h"
+#include "log.h"
+
+#ifndef XENFS_VERSION
+#define XENFS_VERSION "0.1"
+#endif
+#ifndef XENFS_SYSCONFDIR
+#define XENFS_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG XENFS_SYSCONFDIR "/xenfs/xenfs.conf"
+
+struct bk_server bk_srv;
+
+static const char *config_path = DEFAULT_CONFIG;
+static int sig_fd = -1;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: xenfsd [-fnvV] [-c config] [--no-sandbox] [--print-config]\n"
+"  -c FILE          configuration file (default %s)\n"
+"  -f               stay in the foreground, log to stderr\n"
+"  -n               check the configuration and exit\n"
+"  -v               more verbose logging (repeatable)\n"
+"  --no-sandbox     do not sandbox the workers (debugging only)\n"
+"  --print-config   print the effective configuration and exit\n"
+"  -h, --help       this help\n"
+"  -V               print the version and exit\n", DEFAULT_CONFIG);
+}
+
+/* mkdir -p with mode for the last component and for the parents. */
+static int mkdir_p(const char *path, mode_t mode, mode_t parent_mode)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	char *s;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, parent_mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(buf, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return 0;
+}
+
+/* Create the directory that will hold the file at path. */
+static int mkdir_of(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	char *s;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	s = strrchr(buf, '/');
+	if (!s || s == buf)
+		return 0;
+	*s = '\0';
+	return mkdir_p(buf, mode, mode);
+}
+
+static void make_dirs(const struct xf_config *cfg)
+{
+	size_t i;
+	int r;
+
+	if (cfg->global.state_dir &&
+	    (r = mkdir_p(cfg->global.state_dir, 0700, 0755)) < 0) {
+		errno = -r;
+		fatal("state directory %s", cfg->global.state_dir);
+	}
+	if (cfg->global.control_socket &&
+	    (r = mkdir_of(cfg->global.control_socket, 0755)) < 0) {
+		errno = -r;
+		fatal("directory of %s", cfg->global.control_socket);
+	}
+	for (i = 0; i < cfg->ndomains; i++) {
+		const char *s = cfg->domains[i].local_socket;
+
+		if (s && (r = mkdir_of(s, 0755)) < 0) {
+			errno = -r;
+			fatal("directory of %s", s);
+		}
+	}
+}
+
+int bk_server_reload(char *err, size_t errlen)
+{
+	struct xf_config *ncfg, *old = bk_srv.cfg;
+	char e[512];
+
+	ncfg = xf_config_load(config_path, e, sizeof(e));
+	if (!ncfg) {
+		log_warnx("reload failed, keeping the current configuration: "
+			  "%s", e);
+		if (err)
+			snprintf(err, errlen, "%s", e);
+		return -EINVAL;
+	}
+	bk_srv.cfg = ncfg;
+	bk_local_reload(ncfg);
+	bk_conns_reload(ncfg);
+	bk_control_reload(ncfg);
+	/* Nothing keeps pointers into the old config past the hooks above:
+	 * connections copy what they need at start. */
+	xf_config_free(old);
+	log_info("configuration reloaded from %s", config_path);
+	return 0;
+}
+
+static void signal_cb(int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, &si, sizeof(si));
+		if (n != (ssize_t)sizeof(si))
+			return;		/* EAGAIN: drained */
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			log_info("SIGHUP: reloading %s", config_path);
+			(void)bk_server_reload(NULL, 0);	/* logged */
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_info("%s: shutting down",
+				 si.ssi_signo == SIGTERM ? "SIGTERM" :
+				 "SIGINT");
+			bk_loop_stop();
+			return;
+		default:
+			break;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "no-sandbox", no_argument, NULL, 'S' },
+		{ "print-config", no_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, check = 0, print = 0, verbose = 0, foreground = 0;
+	int no_sandbox = 0, r;
+	struct xf_config *cfg;
+	char err[512];
+	sigset_t set;
+
+	log_init(1, 0, "xenfsd");
+	while ((ch = getopt_long(argc, argv, "c:fnvhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'S':
+			no_sandbox = 1;
+			break;
+		case 'P':
+			print = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xenfsd %s\n", XENFS_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	log_set_verbosity(verbose);
+
+	cfg = xf_config_load(config_path, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		xf_config_free(cfg);
+		return 0;
+	}
+	if (print) {
+		xf_config_print(cfg, stdout);
+		xf_config_free(cfg);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+
+	/* Before any thread exists: every thread inherits this mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		fatal("sigprocmask");
+	/* a frontend that vanished must not kill us on a write */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		fatal("signal");
+
+	make_dirs(cfg);
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	log_init(foreground, verbose, "xenfsd");
+	log_set_verbosity(verbose);
+
+	bk_srv.cfg = cfg;
+	bk_srv.foreground = foreground;
+	bk_srv.no_sandbox = no_sandbox;
+	bk_srv.started = time(NULL);
+
+	if ((r = bk_loop_init()) < 0) {
+		errno = -r;
+		fatal("event loop");
+	}
+	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig_fd < 0)
+		fatal("signalfd");
+	if ((r = bk_loop_add(sig_fd, EPOLLIN, signal_cb, NULL)) < 0) {
+		errno = -r;
+		fatal("watch signals");
+	}
+
+	if (no_sandbox)
+		log_warnx("running without sandbox (debugging only)");
+	else
+		log_info("sandbox not implemented yet: running unsandboxed");
+
+	if (bk_stream_start(cfg) < 0)
+		fatalx("cannot open the operation stream in %s",
+		       cfg->global.state_dir ? cfg->global.state_dir : "?");
+	if (bk_control_start(cfg) < 0)
+		fatalx("cannot open the control socket %s",
+		       cfg->global.control_socket ?
+		       cfg->global.control_socket : "?");
+	if (bk_local_start(cfg) < 0)
+		fatalx("cannot listen on the local sockets");
+	log_info("xenfsd %s started (config %s, %zu export%s, %zu "
+		 "domain%s)", XENFS_VERSION, config_path, cfg->nexports,
+		 cfg->nexports == 1 ? "" : "s", cfg->ndomains,
+		 cfg->ndomains == 1 ? "" : "s");
+
+	r = bk_loop_run();
+
+	/* stop accepting, then stop every guest, then the services */
+	bk_local_stop();
+	bk_conns_stop_all("shutting down");
+	bk_control_stop();
+	bk_stream_stop();
+	bk_loop_del(sig_fd);
+	close(sig_fd);
+	bk_loop_free();
+	xf_config_free(bk_srv.cfg);
+	bk_srv.cfg = NULL;
+	log_info("exiting");
+	return r < 0 ? 1 : 0;
+}
