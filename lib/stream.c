@@ -759,10 +759,8 @@ int xf_stream_trim(struct xf_stream_writer *w)
 
 		if (!passed && !over)
 			break;
-		if (!passed) {
+		if (!passed)
 			t.cut = segs[i + 1].first;
-			cursors_each(w->dir, behind_cb, &t);
-		}
 		seg_path(path, sizeof(path), w->dir, segs[i].first);
 		if (unlink(path) < 0 && errno != ENOENT) {
 			r = -errno;
@@ -772,6 +770,8 @@ int xf_stream_trim(struct xf_stream_writer *w)
 		total -= segs[i].size;
 		del++;
 	}
+	if (t.cut)	/* once per consumer, with the final cut */
+		cursors_each(w->dir, behind_cb, &t);
 	if (del)
 		log_debug("journal: trimmed %zu segment(s)", del);
 	free(segs);
