@@ -912,6 +912,8 @@ static int key_line(struct parser *p, char *s)
 	val = eq + 1;
 	while (is_ws(*val))
 		val++;
+	if (*val == '#')	/* "key =#x": a comment, as "key = #x" is */
+		*val = '\0';
 	if (!*key)
 		return perr(p, "missing key before '='");
 	if (p->sect < 0)

@@ -253,6 +253,8 @@ static const struct bad {
 	  "duplicate key 'max-queues' in [global]" },
 	{ "[global]\nmax-queues =\n", "xenfs.conf:2: max-queues: empty value" },
 	{ "[global]\nmax-queues = # c\n", "max-queues: empty value" },
+	/* fuzz: "key=#x" printed as "key = #x" reloaded as empty */
+	{ "[services]\nplugins=#x\n", "xenfs.conf:2: plugins: empty value" },
 	{ "[global]\nmax-\x01queues = 1\n", "control character 0x01" },
 	{ "[global]\nmax-queues = 1\x7f\n", "control character 0x7f" },
 	/* uint */
