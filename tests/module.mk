@@ -7,3 +7,8 @@
 UNIT_TESTS += test_ring
 test_ring_SRCS := tests/unit/test_ring.c
 test_ring_LIBS := -lcmocka
+
+# Benchmark helpers (tests/bench/run); never installed.
+PROGRAMS += xf-bench-meta
+xf-bench-meta_SRCS := tests/bench/xf-bench-meta.c
+xf-bench-meta_INSTALL := none
