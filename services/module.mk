@@ -1,0 +1,18 @@
+# services/: the services host (xenfs-services), the example plugin and
+# the test plugins (tests/plugins/) used by the integration tests.
+PROGRAMS += xenfs-services
+xenfs-services_SRCS := services/host/host.c policy/config.c policy/policy.c
+xenfs-services_LIBS := -ldl
+xenfs-services_INSTALL := sbin
+MAN_PAGES += docs/xenfs-services.8
+
+PLUGINS += example
+example_SRCS := services/example/example.c
+
+# test plugins: built into $(O)/lib/xenfs like real ones, never installed
+# by packaging (scripts may delete test-*.so)
+PLUGINS += test-crash test-hang test-deny test-record
+test-crash_SRCS := tests/plugins/crash.c
+test-hang_SRCS := tests/plugins/hang.c
+test-deny_SRCS := tests/plugins/deny.c
+test-record_SRCS := tests/plugins/record.c
