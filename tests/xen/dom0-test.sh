@@ -1,0 +1,218 @@
+#!/bin/sh
+# /init of dom0 in tests/xen/run: bring up the Xen tools, then run each
+# scenario of /etc/xenfs/scenarios and print XFT-PASS/FAIL/SKIP <name>.
+# Guest consoles are relayed onto dom0's console (serial) with tail -f.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin:/usr/local/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts; mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run; mkdir -p /run/xen /run/xenstored /run/xenfs /var/lib/xenfs
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs fuse; do
+	insmod /lib/modules/$m.ko || echo "insmod $m failed"
+done
+mount -t xenfs xenfs /proc/xen
+xenstored --pid-file /run/xen/xenstored.pid
+i=0; until xenstore-read -s / >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.2; done
+xen-init-dom0 || echo "XFT-WARN xen-init-dom0 failed"
+xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xen/xenconsoled.pid
+xl info >/dev/null 2>&1 || echo "XFT-WARN xl info failed"
+echo "XFT-DOM0-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+# Exports live on a tmpfs ("dom0 disk" for the throughput comparison).
+mkdir -p /srv && mount -t tmpfs -o size=600m tmpfs /srv
+mkdir -p /srv/shared /srv/rootfs
+tar -xzf /srv-src/rootfs.tar.gz -C /srv/rootfs && rm -f /srv-src/rootfs.tar.gz
+echo "XFT dom0 space: $(df -h / /srv | tail -2 | tr '\n' ' ')"
+cat > /etc/xenfs/xenfs.conf <<EOF
+[global]
+state-dir = /var/lib/xenfs
+control-socket = /run/xenfs/control.sock
+max-region = 64M
+
+[export shared]
+path = /srv/shared
+access = vm1:rw vm2:rw vm3:ro
+
+[export rootfs]
+path = /srv/rootfs
+access = vmroot:rw
+EOF
+
+CONS=/var/log/xen/console
+TAILS=
+# guest NAME CMDLINE [MEM]: create a PV domU running our domU initramfs
+guest() {
+	cat > /etc/xen/$1.cfg <<EOF
+name = "$1"
+type = "pv"
+kernel = "/guest/vmlinux"
+ramdisk = "/guest/domu.cpio.gz"
+extra = "console=hvc0 quiet $2"
+memory = ${3:-192}
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+EOF
+	ok=0
+	for try in 1 2 3; do
+		if xl create /etc/xen/$1.cfg >/tmp/xl-$1.log 2>&1; then ok=1; break; fi
+		echo "XFT-WARN xl create $1 attempt $try failed"; cat /tmp/xl-$1.log
+		xl destroy $1 2>/dev/null; sleep 1
+	done
+	[ $ok = 1 ] || return 1
+	i=0; while [ ! -e $CONS/guest-$1.log ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+	tail -n +1 -f $CONS/guest-$1.log & TAILS="$TAILS $!"
+	echo "XFT domU $1 is domid $(xl domid $1)"
+}
+# gone NAME SECONDS: wait for the domain to disappear (destroy it after)
+gone() {
+	i=0; while xl domid $1 >/dev/null 2>&1; do
+		sleep 1; i=$((i+1))
+		[ $i -gt $2 ] && { echo "XFT-WARN $1 did not stop in $2 s; destroying"; xl destroy $1; return 1; }
+	done
+	return 0
+}
+# glog NAME PATTERN [SECONDS]: wait for PATTERN in the guest's console log
+glog() {
+	i=0; while ! grep -q "$2" $CONS/guest-$1.log 2>/dev/null; do
+		sleep 0.5; i=$((i+1)); [ $i -gt $(( ${3:-60} * 2 )) ] && return 1
+	done
+	return 0
+}
+# flog FILE PATTERN [SECONDS]: the same for a log file in dom0
+flog() {
+	i=0; while ! grep -q "$2" $1 2>/dev/null; do
+		sleep 0.5; i=$((i+1)); [ $i -gt $(( ${3:-30} * 2 )) ] && return 1
+	done
+	return 0
+}
+gntmaps() { grep -c /dev/xen/gntdev /proc/$1/maps 2>/dev/null || echo 0; }
+stop_tails() { for t in $TAILS; do kill $t 2>/dev/null; done; TAILS=; }
+bad() { echo "XFT-FAIL-DETAIL $S $*"; R=FAIL; }
+
+XENFSD=
+start_xenfsd() {
+	xenfsd -c /etc/xenfs/xenfs.conf -f -v > /var/log/xenfsd.log 2>&1 &
+	XENFSD=$!
+	tail -f /var/log/xenfsd.log &
+	TAILS="$TAILS $!"
+	flog /var/log/xenfsd.log "xen: transport on" 20 ||
+	    { bad "xenfsd did not start its Xen transport"; cat /var/log/xenfsd.log; return 1; }
+}
+stop_xenfsd() {
+	[ -n "$XENFSD" ] && kill $XENFSD 2>/dev/null && wait $XENFSD 2>/dev/null
+	XENFSD=
+}
+
+# ---------------------------------------------------------------- scenarios
+sc_probe() {
+	xenfs-xen-probe back /etc/xenfs/xenfs.conf > /var/log/probe.log 2>&1 &
+	P=$!
+	tail -f /var/log/probe.log & TAILS="$TAILS $!"
+	flog /var/log/probe.log PROBE-BACK-READY 20 ||
+	    { bad "probe backend did not start"; cat /var/log/probe.log; return; }
+	guest vm1 "xft=probe" || { bad "xl create vm1"; return; }
+	gone vm1 180 || bad "vm1 did not finish"
+	glog vm1 "PROBE-FRONT-ECHO-OK n=200" 1 || bad "no echo round trips (rw)"
+	glog vm1 "PROBE-FRONT-ECHO-OK n=5" 1 || bad "no echo round trips after reconnect (ro)"
+	grep -q "PROBE-FRONT-CONNECTED granted=1" $CONS/guest-vm1.log || bad "ro flag not granted"
+	glog vm1 'PROBE-FRONT-CONNECT-FAIL.*no xenfs device with tag "nosuchtag"' 1 ||
+	    bad "unknown tag not refused with a clear message"
+	[ "$(grep -c 'PROBE-BACK-STOPPED.*pages=0 ports=0' /var/log/probe.log)" -ge 2 ] ||
+	    bad "backend kept grants or ports after the frontend closed"
+	flog /var/log/probe.log "vm1) gone; xen transport now maps 0 pages, binds 0 ports" 10 ||
+	    bad "vm1's devices not cleaned up"
+	[ -z "$(xenstore-ls /local/domain/0/backend/xenfs 2>/dev/null | grep -v '^ *$')" ] ||
+	    { bad "xenstore nodes left behind"; xenstore-ls /local/domain/0/backend/xenfs; }
+	# destroyed while connected
+	guest vm2 "xft=probe-hold" || { bad "xl create vm2"; return; }
+	glog vm2 PROBE-FRONT-HOLDING 120 || bad "vm2 did not connect"
+	n=$(gntmaps $P); echo "XFT probe backend has $n gntdev mappings while vm2 is connected"
+	[ "$n" -gt 0 ] || bad "no gntdev mapping while connected"
+	xl destroy vm2
+	flog /var/log/probe.log "vm2) gone; xen transport now maps 0 pages, binds 0 ports" 20 ||
+	    bad "destroyed vm2 left grants or ports"
+	n=$(gntmaps $P); echo "XFT probe backend has $n gntdev mappings after destroy"
+	[ "$n" = 0 ] || bad "gntdev mappings left after destroy"
+	kill $P; wait $P
+}
+
+sc_basic() {
+	start_xenfsd || return
+	guest vm1 "xft=basic" || { bad "xl create vm1"; return; }
+	gone vm1 240 || bad "vm1 did not finish"
+	glog vm1 "XFT-G basic OK" 1 || bad "guest did not report OK"
+	md5=$(sed -n 's/.*XFT-G basic OK md5=\([0-9a-f]*\).*/\1/p' $CONS/guest-vm1.log | head -1)
+	grep -q "over xenfs" /srv/shared/hello.txt || bad "hello.txt missing in dom0"
+	[ -n "$md5" ] && [ "$(md5sum < /srv/shared/dir/sub/big2 | cut -d' ' -f1)" = "$md5" ] ||
+	    bad "big file differs in dom0"
+	flog /var/log/xenfsd.log "vm1) gone; xen transport now maps 0 pages, binds 0 ports" 10 ||
+	    bad "xenfsd kept grants or ports"
+	stop_xenfsd
+}
+
+sc_root() {
+	start_xenfsd || return
+	guest vmroot "root=xenfs:rootfs" 256 || { bad "xl create vmroot"; return; }
+	gone vmroot 420 || bad "vmroot did not finish"
+	glog vmroot "XFT-G root guest OK" 1 || bad "guest workload failed"
+	[ "$(cat /srv/rootfs/root/xft-result-guest 2>/dev/null)" = ok ] || bad "no result file in dom0"
+	[ "$(chroot /srv/rootfs /root/work-guest/xftproj/xftproj 2>/dev/null)" = "$(cat /etc/xenfs/proj-expected)" ] ||
+	    bad "guest-built binary wrong in dom0"
+	chroot /srv/rootfs /usr/bin/git -C /root/work-guest/xftproj fsck --full --strict >/dev/null 2>&1 ||
+	    bad "git fsck in dom0 of the guest's repo failed"
+	stop_xenfsd
+	# The same workload on dom0's own tmpfs, for the ratio.
+	mkdir -p /srv/local && tar -C /srv/rootfs -cf - --exclude=./root/work-guest . | tar -C /srv/local -xf -
+	mount -t proc proc /srv/local/proc
+	chroot /srv/local /sbin/xft-workload local
+	umount /srv/local/proc
+	gt=$(sed -n 's/.*XFT-G root guest OK total=\([0-9.]*\)s.*/\1/p' $CONS/guest-vmroot.log | head -1)
+	echo "XFT-TIME root workload: guest on XenFS ${gt}s"
+	grep "step .* ok" $CONS/guest-vmroot.log | sed 's/^/XFT-TIME guest /'
+}
+
+sc_share() {
+	start_xenfsd || return
+	guest vm1 "xft=share-rw" || { bad "xl create vm1"; return; }
+	guest vm3 "xft=share-ro" || { bad "xl create vm3"; return; }
+	glog vm3 "XFT-G share-ro SAW-VM1" 180 || bad "ro guest did not see the rw guest's file"
+	glog vm3 "XFT-G share-ro RO-OK" 30 || bad "ro guest could write"
+	echo "dom0 was here" > /srv/shared/share/from-dom0
+	glog vm1 "XFT-G share-rw SAW-DOM0" 180 || bad "rw guest did not see dom0's file"
+	touch /srv/shared/share/vm3-ok
+	gone vm1 120 || bad "vm1 did not finish"
+	glog vm3 "XFT-G share-ro HOLDING" 30 || bad "vm3 not holding its mount"
+	n=$(gntmaps $XENFSD); echo "XFT xenfsd has $n gntdev mappings while vm3 is mounted"
+	[ "$n" -gt 0 ] || bad "no gntdev mapping while vm3 is mounted"
+	xl destroy vm3
+	flog /var/log/xenfsd.log "vm3) gone; xen transport now maps 0 pages, binds 0 ports" 20 ||
+	    bad "destroyed vm3 left grants or ports in xenfsd"
+	n=$(gntmaps $XENFSD); echo "XFT xenfsd has $n gntdev mappings after destroy"
+	[ "$n" = 0 ] || bad "gntdev mappings left after destroy"
+	echo "--- lsevtchn 0 ---"; lsevtchn 0 2>/dev/null | grep -v "Unbound\|^ *$" | head -20
+	kill -0 $XENFSD 2>/dev/null || bad "xenfsd died"
+	stop_xenfsd
+}
+
+for S in $(cat /etc/xenfs/scenarios); do
+	echo "XFT-SCENARIO-START $S uptime=$(cut -d' ' -f1 /proc/uptime)"
+	R=PASS
+	case $S in
+	probe) sc_probe ;;
+	basic|root|share)
+		if [ "$(cat /etc/xenfs/have-fs)" != 1 ]; then
+			R=SKIP; echo "XFT-SKIP $S xenfsd/mount.xenfs with the Xen transport not built"
+		else
+			sc_$S
+		fi ;;
+	*) bad "unknown scenario" ;;
+	esac
+	stop_tails
+	for d in $(xl list 2>/dev/null | awk 'NR>2{print $1}'); do xl destroy $d 2>/dev/null; done
+	echo "XFT-SCENARIO-END $S uptime=$(cut -d' ' -f1 /proc/uptime)"
+	[ $R = SKIP ] || echo "XFT-$R $S"
+done
+echo "XFT-DOM0-END uptime=$(cut -d' ' -f1 /proc/uptime)"
+sync
+poweroff -f
