@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -606,6 +607,7 @@ static void kid_spawn(struct child *k)
 	int p[2];
 	pid_t pid;
 	char fdarg[16], wd[16];
+	pid_t ppid = getpid();
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_warn("pipe");
@@ -620,7 +622,13 @@ static void kid_spawn(struct child *k)
 		return;
 	}
 	if (pid == 0) {
-		int fd = dup(p[1]);	/* without O_CLOEXEC */
+		int fd;
+
+		/* die with the supervisor: a restarted supervisor must not
+		 * find an old child still consuming the same cursor */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
+			_exit(127);
+		fd = dup(p[1]);	/* without O_CLOEXEC */
 		snprintf(fdarg, sizeof(fdarg), "%d", fd);
 		snprintf(wd, sizeof(wd), "%d", watchdog_ms / 1000);
 		char *argv[] = { (char *)"xenfs-services", (char *)"-c",

@@ -5,6 +5,7 @@
 # inode identity and sizes; xenfsctl events prints it.
 . "$(dirname "$0")/../lib.sh"
 xf_init
+[ -n "${W:-}" ] || exit 1
 xf_need_root; xf_need_fuse
 xf_need_bin xenfsd mount.xenfs xenfsctl
 xf_config_std
