@@ -88,3 +88,8 @@ fuzz-replay: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/replay/fuzz_%)
 	done; exit $$fail
 
 .PHONY: fuzz fuzz-replay fuzz-build fuzz-replay-build
+
+# The malicious frontend of tests/integration/t_evil_frontend.sh.
+PROGRAMS += xf-evil
+xf-evil_SRCS := tests/tools/xf-evil.c
+xf-evil_INSTALL := none
