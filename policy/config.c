@@ -148,7 +148,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	/* [export TAG] */
 	{ M(S_EXPORT), "path", T_DIR, 0, 0, NULL,
-	  NULL, false, false, F_EXPORT_PATH,
+	  NULL, false, true, F_EXPORT_PATH,
 	  "host directory exported (required)" },
 	{ M(S_EXPORT), "access", T_ACCESS, 0, 0, NULL,
 	  NULL, false, true, F_EXPORT_ACCESS,
@@ -162,7 +162,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	/* [domain NAME] */
 	{ M(S_DOMAIN), "local-socket", T_PATH, 0, 0, NULL,
-	  NULL, false, false, F_DOMAIN_SOCKET,
+	  NULL, false, true, F_DOMAIN_SOCKET,
 	  "serve this domain over the local transport on this socket" },
 
 	/* [export TAG] and [domain NAME] */
@@ -1297,6 +1297,76 @@ int xf_config_get_u64(const struct xf_config *cfg, const char *section,
 	default:
 		return -EINVAL;
 	}
+}
+
+static bool str_differ(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* Append "[section] key" to buf for each non-reloadable key that differs. */
+static int diff_section(const struct xf_config *old,
+			const struct xf_config *new, int s,
+			const char *section, char *buf, size_t len,
+			size_t *o)
+{
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (!(k->sections & M(s)) || k->reload)
+			continue;
+		if (!str_differ(xf_config_value(old, section, k->name),
+				xf_config_value(new, section, k->name)))
+			continue;
+		n++;
+		if (buf && *o < len)
+			*o += (size_t)snprintf(buf + *o, len - *o, "%s[%s] %s",
+					       *o ? ", " : "", section,
+					       k->name);
+	}
+	return n;
+}
+
+int xf_config_reload_diff(const struct xf_config *old,
+			  const struct xf_config *new, char *buf, size_t len)
+{
+	char sect[CFG_NAME_MAX + 16];
+	size_t o = 0, i;
+	int s, n = 0;
+
+	if (buf && len)
+		buf[0] = '\0';
+	if (!old || !new)
+		return 0;
+	for (s = 0; s < S_COUNT; s++) {
+		if (!cfg_sects[s].named) {
+			n += diff_section(old, new, s, cfg_sects[s].name, buf,
+					  len, &o);
+			continue;
+		}
+		/* sections present in both; added or removed ones are
+		 * exports or domains appearing or going, which reload does */
+		for (i = 0; s == S_EXPORT && i < new->nexports; i++) {
+			if (!xf_config_export(old, new->exports[i].tag))
+				continue;
+			snprintf(sect, sizeof(sect), "export %s",
+				 new->exports[i].tag);
+			n += diff_section(old, new, s, sect, buf, len, &o);
+		}
+		for (i = 0; s == S_DOMAIN && i < new->ndomains; i++) {
+			if (!xf_config_domain(old, new->domains[i].name))
+				continue;
+			snprintf(sect, sizeof(sect), "domain %s",
+				 new->domains[i].name);
+			n += diff_section(old, new, s, sect, buf, len, &o);
+		}
+	}
+	return n;
 }
 
 /* ---- --print-config ---- */

@@ -130,6 +130,15 @@ void xf_config_foreach_key(void (*fn)(const char *sections, const char *key,
 				      const char *help, void *arg),
 			   void *arg);
 
+/*
+ * After a reload: how many keys that a reload does not apply (restart
+ * needed, e.g. [global] state-dir) differ between old and new; their
+ * names go to buf as "[global] state-dir, [scan] database" (truncated to
+ * len).  The caller logs them; the new config is still the one to use.
+ */
+int xf_config_reload_diff(const struct xf_config *old,
+			  const struct xf_config *new, char *buf, size_t len);
+
 /* ---- decisions (pure) ---- */
 
 /*

@@ -614,6 +614,44 @@ static void test_load(void **state)
 	assert_non_null(strstr(err, "not a regular file"));
 }
 
+static void test_reload_diff(void **state)
+{
+	char err[512], buf[256];
+	struct xf_config *a, *b;
+
+	a = parse("[global]\nmax-queues = 2\n" EXP "[domain d]\n"
+		  "local-socket = /a\n", err, sizeof(err));
+	assert_non_null(a);
+	/* reloadable changes only: nothing to report */
+	b = parse("[global]\nmax-queues = 3\n[export e]\npath = /\n"
+		  "access = vm2:ro\n[domain d]\nlocal-socket = /b\n"
+		  "[scan]\naction = block\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(xf_config_reload_diff(a, b, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	xf_config_free(b);
+	/* a default made explicit is no change */
+	b = parse("[global]\nmax-queues = 2\nstate-dir = /var/lib/xenfs\n"
+		  EXP, err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(xf_config_reload_diff(a, b, buf, sizeof(buf)), 0);
+	xf_config_free(b);
+	b = parse("[global]\nstate-dir = /srv\ncontrol-socket = /c\n"
+		  "[scan]\ndatabase = /db\n", err, sizeof(err));
+	assert_non_null(b);
+	/* state-dir also moves index db and snapshot repository */
+	assert_int_equal(xf_config_reload_diff(a, b, buf, sizeof(buf)), 5);
+	assert_string_equal(buf, "[global] control-socket, [global] "
+			    "state-dir, [scan] database, [index] db, "
+			    "[snapshot] repository");
+	assert_int_equal(xf_config_reload_diff(a, b, NULL, 0), 5);
+	assert_int_equal(xf_config_reload_diff(a, b, buf, 10), 5);
+	assert_string_equal(buf, "[global] ");
+	xf_config_free(b);
+	assert_int_equal(xf_config_reload_diff(NULL, a, buf, sizeof(buf)), 0);
+	xf_config_free(a);
+}
+
 /* Every key of the table is documented in docs/xenfs.conf.5. */
 struct man { char *text; int missing; };
 
@@ -623,10 +661,33 @@ static void man_check(const char *sections, const char *key, const char *def,
 	struct man *m = arg;
 	char want[128];
 
-	snprintf(want, sizeof(want), ".It Cm %s", key);
-	if (!strstr(m->text, want)) {
-		print_error("docs/xenfs.conf.5 lacks '%s' ([%s])\n", want,
+	const char *at, *end, *next;
+	int says_reload;
+
+	snprintf(want, sizeof(want), "\n.It Cm %s", key);
+	for (at = strstr(m->text, want); at; at = strstr(at + 1, want))
+		if (at[strlen(want)] == ' ' || at[strlen(want)] == '\n')
+			break;
+	if (!at) {
+		print_error("docs/xenfs.conf.5 lacks '%s' ([%s])\n", want + 1,
 			    sections);
+		m->missing++;
+		return;
+	}
+	/* the entry runs to the next .It or .El */
+	end = strstr(at + 1, "\n.It ");
+	next = strstr(at + 1, "\n.El");
+	if (!end || (next && next < end))
+		end = next;
+	says_reload = 0;
+	for (next = strstr(at, "\nReload"); next && (!end || next < end);
+	     next = strstr(next + 1, "\nReload"))
+		says_reload = 1;
+	if (says_reload != !!reload) {
+		print_error("docs/xenfs.conf.5: '%s' %s 'Reload' but the "
+			    "table says it is %sreloadable\n", key,
+			    says_reload ? "says" : "does not say",
+			    reload ? "" : "not ");
 		m->missing++;
 	}
 }
@@ -661,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_get_u64),
 		cmocka_unit_test(test_print_roundtrip),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_manpage),
 	};
 
