@@ -86,7 +86,7 @@ flog() {
 	done
 	return 0
 }
-gntmaps() { grep -c /dev/xen/gntdev /proc/$1/maps 2>/dev/null || echo 0; }
+gntmaps() { n=$(grep -c /dev/xen/gntdev /proc/$1/maps 2>/dev/null); echo "${n:-0}"; }
 stop_tails() { for t in $TAILS; do kill $t 2>/dev/null; done; TAILS=; }
 bad() { echo "XFT-FAIL-DETAIL $S $*"; R=FAIL; }
 
