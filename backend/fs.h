@@ -155,4 +155,16 @@ void fs_emit_event(struct fs_session *s, const struct fs_event *ev);
 const char *fs_session_domain(const struct fs_session *s);
 const char *fs_session_export(const struct fs_session *s);
 
+/*
+ * Verdict hook (backend/verdict.c, issue 4).  Call in OPEN (and CREATE
+ * is not needed: a new file is empty) of a regular file after the file
+ * was opened (fd: the opened descriptor, any access mode) and before
+ * replying; open_flags as the guest asked.  Returns 0 (allow) or -EACCES
+ * (a verdict plugin denied it, or none answered in time and the domain
+ * is fail-closed): then close fd and reply the error.  Cheap when
+ * [scan] on-open is no (the default): one config lookup.  Thread-safe;
+ * may block up to [services] verdict-timeout-ms.
+ */
+int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags);
+
 #endif /* XF_BACKEND_FS_H */
