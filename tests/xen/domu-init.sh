@@ -24,7 +24,9 @@ end() { g "end uptime=$(cut -d' ' -f1 /proc/uptime)"; sync; poweroff -f; }
 # xmount TAG DIR [OPTS]: mount.xenfs in the background, wait for the mount
 xmount() {
 	o=transport=xen; [ -n "${3:-}" ] && o="$o,$3"
-	/sbin/mount.xenfs "$1" "$2" -o "$o" > /tmp/mount-$1.log 2>&1 &
+	# root: the daemon outlives the initramfs, so its messages go to the console
+	if [ "$role" = root ]; then log=/dev/console; else log=/tmp/mount-$1.log; fi
+	/sbin/mount.xenfs "$1" "$2" -o "$o" > $log 2>&1 &
 	i=0
 	while ! grep -q " $2 " /proc/mounts; do
 		i=$((i + 1))
