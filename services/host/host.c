@@ -606,7 +606,7 @@ static void kid_spawn(struct child *k)
 {
 	int p[2];
 	pid_t pid;
-	char fdarg[16], wd[16];
+	char fdarg[16];
 	pid_t ppid = getpid();
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -630,7 +630,6 @@ static void kid_spawn(struct child *k)
 			_exit(127);
 		fd = dup(p[1]);	/* without O_CLOEXEC */
 		snprintf(fdarg, sizeof(fdarg), "%d", fd);
-		snprintf(wd, sizeof(wd), "%d", watchdog_ms / 1000);
 		char *argv[] = { (char *)"xenfs-services", (char *)"-c",
 				 (char *)cfg_path, (char *)"--plugin",
 				 k->path, (char *)"--name", k->name,
