@@ -311,7 +311,10 @@ static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
 		t->mutating = 1;
 	}
 	req->token = t;
-	if (atomic_load(&c->readonly) && ro_refuses(req))
+	if (t->mutating && atomic_load(&c->stopping))
+		/* released by a stop while frozen: never let it through */
+		r = reply_error(req->out, req->in.unique, -EIO);
+	else if (atomic_load(&c->readonly) && ro_refuses(req))
 		r = reply_error(req->out, req->in.unique, -EROFS);
 	else
 		r = fs_handle(c->fs, req);
