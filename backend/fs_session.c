@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,34 @@ int fs_args_strings(const void *arg, uint32_t arglen, const char **out,
 static __thread int fs_thread_fs_private = -1;
 
 /*
+ * setfsuid() to a non-zero uid drops this thread's filesystem
+ * capabilities.  The guest kernel has already checked the caller's
+ * permission (default_permissions, forced on by FUSE_POSIX_ACL) with the
+ * caller's supplementary groups, which we do not know: without
+ * CAP_DAC_OVERRIDE a user creating in a group-writable directory of a
+ * supplementary group (a setgid project directory) would fail here.  So
+ * only CAP_DAC_OVERRIDE is raised again (capset is per thread); ownership
+ * and setgid inheritance still follow fsuid/fsgid, and CAP_FSETID stays
+ * off so the kernel strips S_ISGID exactly as for that user.  Setting
+ * fsuid back to 0 restores the rest from the permitted set.
+ */
+static void fs_cred_keep_dac(void)
+{
+	struct __user_cap_header_struct h;
+	struct __user_cap_data_struct d[2];
+
+	memset(&h, 0, sizeof(h));
+	h.version = _LINUX_CAPABILITY_VERSION_3;
+	h.pid = 0;
+	if (syscall(SYS_capget, &h, d) != 0)
+		return;
+	if (!(d[0].permitted & (1u << CAP_DAC_OVERRIDE)))
+		return;
+	d[0].effective |= 1u << CAP_DAC_OVERRIDE;
+	(void)syscall(SYS_capset, &h, d);	/* best effort, see above */
+}
+
+/*
  * Switch this thread's fsuid/fsgid (and umask) to the caller's for a
  * creating call.  The umask is per process unless the thread unshared its
  * fs_struct, which we do the first time; if that fails the caller's umask
@@ -197,6 +226,8 @@ int fs_cred_enter(struct fs_cred *c, const struct fuse_in_header *in,
 		goto fail;
 	}
 	c->changed = 1;
+	if (uid != 0)
+		fs_cred_keep_dac();
 	return 0;
 fail:
 	if (c->umask != (mode_t)-1)
