@@ -210,6 +210,12 @@ uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
 		rc = fd;
 		goto out;
 	}
+	/* the services' verdict (antivirus on-open policy); EACCES on deny */
+	if (ino->type == S_IFREG &&
+	    (rc = bk_verdict_check(s, fd, in->flags)) < 0) {
+		close(fd);
+		goto out;
+	}
 	if ((rc = fs_file_new(s, ino, fd, 0, &fh)) != 0) {
 		close(fd);
 		goto out;
