@@ -429,8 +429,11 @@ static void *fwd_worker(void *arg)
 		if (xf_fring_final_check(&wq->ring))
 			continue;
 
-		pfd[0].fd = (wq->nfree > 0) ? wq->fd : -1;
-		pfd[0].events = POLLIN;
+		/* with no free buffer, still watch for POLLERR (always
+		 * reported): a umount must end us even if the backend
+		 * never answers what is in flight */
+		pfd[0].fd = wq->fd;
+		pfd[0].events = wq->nfree > 0 ? POLLIN : 0;
 		pfd[1].fd = evfd;
 		pfd[1].events = POLLIN;
 		pfd[2].fd = f->stop_fd;
@@ -458,7 +461,12 @@ static void *fwd_worker(void *arg)
 		}
 		if (pfd[3].revents & POLLIN)
 			fwd_sync_done(wq);
-		/* POLLERR on the fuse fd: the next read says ENODEV */
+		/* POLLERR with a free buffer: the next read says ENODEV */
+		if ((pfd[0].revents & (POLLERR | POLLHUP)) &&
+		    wq->nfree == 0) {
+			reason = FWD_UNMOUNTED;
+			break;
+		}
 	}
 	fwd_set_end(f, reason);
 	return NULL;

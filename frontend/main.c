@@ -62,7 +62,6 @@ struct front_opts {
 	unsigned long mflags;
 	int foreground;
 	int verbose;
-	char *optstr;		/* owned copy of -o, tokenized in place */
 };
 
 static void usage(void)
@@ -139,6 +138,8 @@ static int parse_one(struct front_opts *o, char *opt)
 
 	if (val)
 		*val++ = '\0';
+	if (val && !*val)
+		goto bad_value;
 	if (!strcmp(opt, "transport") && val) {
 		if (!strcmp(val, "local"))
 			o->transport = TR_LOCAL;
@@ -225,10 +226,10 @@ static int parse_options(struct front_opts *o, const char *s)
 	char *tok, *save = NULL;
 	char *copy = strdup(s);
 
+	/* values point into the copy: it lives as long as the process
+	 * (-o may be given more than once, each copy is kept) */
 	if (!copy)
 		return -ENOMEM;
-	free(o->optstr);
-	o->optstr = copy;	/* values point into it: keep it */
 	for (tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save))
 		if (parse_one(o, tok))
@@ -687,7 +688,6 @@ int main(int argc, char **argv)
 	(void)close(fuse_fd);
 	fwd_join(&f);
 	xf_conn_destroy(conn);
-	free(o.optstr);
 	return reason == FWD_UNMOUNTED || reason == FWD_STOPPED ? 0 : 1;
 
 fail_umount:
@@ -697,7 +697,6 @@ fail:
 	if (fuse_fd >= 0)
 		(void)close(fuse_fd);
 	xf_conn_destroy(conn);
-	free(o.optstr);
 	report(EXIT_MOUNTFAIL);
 	return EXIT_MOUNTFAIL;
 }
