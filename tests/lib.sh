@@ -141,7 +141,8 @@ xf_init()
 	trap 'exit 130' INT TERM HUP
 }
 
-# Mount points (unescaped) at or below $1, deepest first.
+# Mount points (unescaped) at or below $1, deepest first.  Also used by
+# tests/run-all and scripts/demo, which source this file for it.
 xf_mounts_under()
 {
 	local base=$1
@@ -169,21 +170,7 @@ xf_is_mounted()
 {
 	local m
 	m=$(realpath -m "$1")
-	awk -v m="$m" '
-	function unesc(s,   r, i, c) {
-		r = ""
-		for (i = 1; i <= length(s); i++) {
-			c = substr(s, i, 1)
-			if (c == "\\" && substr(s, i + 1, 3) ~ /^[0-7][0-7][0-7]$/) {
-				r = r sprintf("%c", (substr(s, i + 1, 1) * 64 + \
-				    substr(s, i + 2, 1) * 8 + substr(s, i + 3, 1)))
-				i += 3
-			} else
-				r = r c
-		}
-		return r
-	}
-	unesc($5) == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+	xf_mounts_under "$m" | grep -qxF -- "$m"
 }
 
 # Pids (other than ours) whose environment carries XF_OWNER=$1.
