@@ -12,6 +12,8 @@
 #   - the good mount still works (write + read back a file);
 #   - xenfsd logged the evil connection going away;
 #   - xenfsd's descriptor count returns to its baseline (nothing leaked).
+# Last, lookupflood keeps 5000 inodes alive on one connection: xenfsd's
+# descriptors must stay within max-fds meanwhile.
 #
 # XF_EVIL_SECONDS (default 2) bounds the timed modes (toctou, flood,
 # forgetflood).
@@ -22,12 +24,17 @@ xf_need_fuse
 xf_need_bin xenfsd mount.xenfs xf-evil
 
 SECS=${XF_EVIL_SECONDS:-2}
+MAXFDS=64
 mkdir -p "$W/evil" "$W/good" "$W/state"
 echo seed >"$W/evil/f"
+# names for lookupflood: far more inodes than max-fds
+(cd "$W/evil" && for i in $(seq 0 4999); do : >"l$i"; done) ||
+	xf_fail "cannot create lookupflood files"
 xf_config xenfs.conf <<EOF
 [global]
 control-socket = $W/control.sock
 state-dir = $W/state
+max-fds = $MAXFDS
 
 [export ev]
 path = $W/evil
@@ -99,6 +106,34 @@ for mode in badprod badbuf badlen garbage-op forgetflood toctou flood; do
 	fi
 	xf_log "$mode: ok (fds $(xf_fdcount "$PID"))"
 done
+
+# lookupflood: 5000 live inodes on one connection; while it holds them
+# xenfsd stays within max-fds (plus the connection's own descriptors:
+# socket, doorbells, export root: 16 is generous)
+before=$(disconnects)
+out=$W/evil-lookupflood.out
+timeout -k 5 $((SECS * 3 + 90)) "$BIN/xf-evil" -s "$(xf_sock evil)" \
+    -t ev -d "$((SECS + 3))" lookupflood >"$out" 2>&1 &
+EVIL=$!
+xf_wait_until 60 grep -q holding "$out" || {
+	cat "$out" >&2
+	xf_fail "lookupflood: xf-evil did not get to hold its inodes"
+}
+n=$(xf_fdcount "$PID")
+xf_log "lookupflood: xenfsd holds $n descriptors (baseline $BASE," \
+    "max-fds $MAXFDS)"
+[ "$n" -le $((BASE + MAXFDS + 16)) ] ||
+	xf_fail "lookupflood: $n descriptors exceed max-fds $MAXFDS"
+good_io lookupflood
+wait "$EVIL"
+rc=$?
+cat "$out" >&2
+[ "$rc" -eq 0 ] || xf_fail "lookupflood: xf-evil exited $rc"
+xf_wait_until 10 eval '[ "$(disconnects)" -gt "$before" ]' ||
+	xf_fail "lookupflood: xenfsd did not log the evil connection closing"
+xf_wait_until 10 fd_back_to_base ||
+	xf_fail "lookupflood: xenfsd has $(xf_fdcount "$PID") descriptors," \
+	    "baseline $BASE"
 
 # still the same daemon, still serving
 kill -0 "$PID" 2>/dev/null || xf_fail "xenfsd died"

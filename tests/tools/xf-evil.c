@@ -18,6 +18,9 @@
  *                each with an error and keep the connection
  *   forgetflood  FORGET/BATCH_FORGET of unknown, live and root nodeids,
  *                lying counts; the connection must stay usable
+ *   lookupflood  LOOKUP l0..l4999 (which the caller creates) and never
+ *                FORGET, then hold the connection for SECONDS: the
+ *                backend's descriptors must stay within max-fds
  *
  * Exit status: 0 the backend behaved (closed the connection on ring
  * violations; answered and stayed connected for FUSE-level garbage),
@@ -707,10 +710,52 @@ static int mode_forgetflood(void)
 	return 0;
 }
 
+/*
+ * LOOKUP every name "l0".."lN-1" (the test creates them) and never
+ * FORGET: the backend's descriptor use must stay within its max-fds bound.
+ * Stays connected for SECONDS afterwards so the caller can count.
+ */
+static int mode_lookupflood(void)
+{
+	struct fuse_entry_out eo;
+	unsigned long ok = 0, fail = 0;
+	char name[32];
+	struct evil e;
+	int i, t, r;
+
+	if (ev_connect(&e) < 0)
+		return 2;
+	if (ev_init(&e) < 0) {
+		ev_close(&e);
+		return 2;
+	}
+	for (i = 0; i < 5000; i++) {
+		int n = snprintf(name, sizeof(name), "l%d", i);
+
+		r = ev_call(&e, FUSE_LOOKUP, 1, name, (uint32_t)n + 1, &eo,
+			    sizeof(eo), &t);
+		if (t)
+			break;
+		if (r == 0)
+			ok++;
+		else
+			fail++;
+	}
+	report(!t, "lookupflood", "%lu lookups answered, %lu errors%s", ok,
+	       fail, t ? ", connection lost" : "");
+	printf("xf-evil: lookupflood: holding the connection for %d s\n",
+	       ev_seconds);
+	fflush(stdout);
+	sleep((unsigned)ev_seconds);
+	ev_close(&e);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 } modes[] = {
+	{ "lookupflood", mode_lookupflood },
 	{ "badprod", mode_badprod },
 	{ "badbuf", mode_badbuf },
 	{ "badlen", mode_badlen },
