@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# timeout: 150
+# Indexer + xenfs-search end to end: files created by vm1 and vm2 through
+# their mounts are found by name, substring, content and every filter
+# within 2 s of the write, also after renames, moves across directories
+# (a directory of many files renamed: its entries follow without a
+# re-crawl) and deletes (a deleted file is never returned); --vm limits
+# to what that VM sees; --stats, --json, -c, -l, -b, --regex, exit codes.
+. "$(dirname "$0")/../lib.sh"
+xf_init
+[ -n "${W:-}" ] || exit 1
+xf_need_root; xf_need_fuse
+xf_need_bin xenfsd mount.xenfs xenfs-services xenfs-search
+[ -e "$O/lib/xenfs/indexer.so" ] || xf_fail "indexer.so not built"
+xf_config_std
+# a file that exists before anything starts: found by the first crawl
+mkdir -p "$W/shared/old/deep"
+echo "ancient parchment text" >"$W/shared/old/deep/scroll.txt"
+cat >>"$XF_CONF" <<EOF2
+[services]
+plugins = indexer
+plugin-dir = $O/lib/xenfs
+[index]
+max-text-size = 64K
+EOF2
+xf_start_backend "$XF_CONF"
+"$BIN/xenfs-services" -c "$XF_CONF" -f -v >>"$W/services.log" 2>&1 </dev/null &
+XF_DAEMONS+=("$!")
+xf_mount "$(xf_sock vm1)" shared "$W/m1s"
+xf_mount "$(xf_sock vm1)" home1 "$W/m1h"
+xf_mount "$(xf_sock vm2)" shared "$W/m2s" ro
+
+S() { "$BIN/xenfs-search" -C "$XF_CONF" "$@"; }
+# found FILTERS...: the search prints exactly the expected line(s) in $want
+has() { S "$@" 2>/dev/null | grep -qxF -- "$want"; }
+hasnt() { ! S "$@" 2>/dev/null | grep -qxF -- "$want"; }
+within2() { xf_wait_until 2 "$@" || { tail -n 30 "$W/services.log" >&2; xf_fail "not within 2 s: $* (want $want)"; }; }
+never() { "$@" || xf_fail "unexpected: $* (want absent $want)"; }
+
+db_ready() { [ -e "$W/state/index.db" ]; }
+xf_wait_until 10 db_ready || { cat "$W/services.log" >&2; xf_fail "no index.db"; }
+want="vm1:/old/deep/scroll.txt"; within2 has scroll
+want="vm2:/old/deep/scroll.txt"; within2 has scroll
+
+# writes through vm1's mounts
+mkdir -p "$W/m1s/docs" "$W/m1h/private"
+echo "the quarterly invoice for ACME, total 2024 euros" >"$W/m1s/docs/Invoice-2024.txt"
+head -c 300000 /dev/urandom >"$W/m1h/private/blob.bin"
+printf 'zebra\0binary' >"$W/m1h/private/zebra.dat"
+ln -s docs/Invoice-2024.txt "$W/m1s/link-to-invoice"
+want="vm1:/docs/Invoice-2024.txt"; within2 has Invoice-2024
+want="vm1:/docs/Invoice-2024.txt"; within2 has voice-20              # substring
+want="vm2:/docs/Invoice-2024.txt"; within2 has voice-20              # shared: vm2 sees it
+want="vm1:/docs/Invoice-2024.txt"; within2 has -i invoice-2024
+want="vm1:/docs/Invoice-2024.txt"; within2 has --vm vm1 -b 'Inv*.txt'
+want="vm1:/docs/Invoice-2024.txt"; within2 has --regex '^/docs/I.*[0-9]{4}\.txt$'
+want="vm1:/docs/Invoice-2024.txt: the quarterly invoice for ACME, total 2024 euros"
+within2 has --vm vm1 --content quarterly
+want="vm1:/docs/Invoice-2024.txt"; within2 has --type f --size +10 --newer 1h --path '/docs/*' Invoice
+want="vm1:/docs"; within2 has --type d docs
+want="vm1:/link-to-invoice"; within2 has --type l invoice
+want="vm1:/private/blob.bin"; within2 has --size +200k blob
+want="vm1:/private/blob.bin"; within2 has --vm vm1 blob
+want="vm2:/private/blob.bin"; never hasnt blob                       # home1 is vm1's only
+want="vm1:/private/blob.bin"; never hasnt --vm vm2 blob
+want="vm1:/private/blob.bin"; never hasnt --size -100k blob
+want="vm1:/private/zebra.dat"; within2 has zebra
+want="vm1:/private/zebra.dat"; never hasnt --content zebra           # binary: no text
+
+# vm2 writes to its own export via a rw mount of home? vm2 is ro on
+# shared; give it a write through vm1's view of shared instead and check
+# vm2 finds it (the access list decides who sees what)
+echo "note from vm1 for vm2" >"$W/m1s/for-vm2.txt"
+want="vm2:/for-vm2.txt"; within2 has --vm vm2 for-vm2
+
+# rename and move across directories
+mv "$W/m1s/docs/Invoice-2024.txt" "$W/m1s/docs/Bill-2024.txt"
+want="vm1:/docs/Bill-2024.txt"; within2 has Bill-2024
+want="vm1:/docs/Invoice-2024.txt"; within2 hasnt Invoice-2024
+want="vm1:/docs/Bill-2024.txt: the quarterly invoice for ACME, total 2024 euros"
+within2 has --vm vm1 --content quarterly
+mkdir "$W/m1s/archive"
+mv "$W/m1s/docs/Bill-2024.txt" "$W/m1s/archive/"
+want="vm1:/archive/Bill-2024.txt"; within2 has Bill-2024
+want="vm1:/docs/Bill-2024.txt"; within2 hasnt Bill-2024
+
+# a directory of many files renamed: entries follow by prefix
+mkdir "$W/m1s/big"
+for i in $(seq 1 300); do : >"$W/m1s/big/item$i"; done
+want="vm1:/big/item300"; within2 has item300
+mv "$W/m1s/big" "$W/m1s/moved"
+want="vm1:/moved/item300"; within2 has --vm vm1 item300
+want="vm1:/moved/item17"; within2 has --vm vm1 -b item17
+n=$(S -c --vm vm1 --path '/moved/*' item) || xf_fail "count"
+xf_assert_eq "$n" 300 "entries under /moved"
+want="vm1:/big/item300"; never hasnt item300
+# modify: new content replaces the old
+echo "fresh words aardvark" >"$W/m1s/archive/Bill-2024.txt"
+want="vm1:/archive/Bill-2024.txt: fresh words aardvark"
+within2 has --vm vm1 --content aardvark
+want="vm1:/archive/Bill-2024.txt"; within2 hasnt --content quarterly
+
+# deletes
+rm "$W/m1s/archive/Bill-2024.txt"
+want="vm1:/archive/Bill-2024.txt"; within2 hasnt Bill-2024
+want="vm1:/archive/Bill-2024.txt"; never hasnt --content aardvark
+rm -r "$W/m1s/moved"
+want="vm1:/moved/item1"; within2 hasnt item1
+n=$(S -c item) && xf_fail "deleted entries still found ($n)"
+
+# output forms and exit codes
+S nothing-matches-this >/dev/null; xf_assert_eq $? 1 "exit when nothing matched"
+S --type x foo >/dev/null 2>&1; xf_assert_eq $? 2 "exit on a bad option"
+n=$(S -l 1 scroll | wc -l); xf_assert_eq "$n" 1 "-l 1"
+S --json --vm vm1 scroll | grep -q '^{"vm":"vm1","export":"shared","path":"/old/deep/scroll.txt","type":"f","size":23,' ||
+	xf_fail "json: $(S --json --vm vm1 scroll)"
+S --json --vm vm1 --content parchment | grep -q '"snippet":"ancient parchment text"' ||
+	xf_fail "json snippet: $(S --json --vm vm1 --content parchment)"
+S --stats >"$W/stats" || xf_fail "--stats failed"
+grep -q '^vm        vm1  ' "$W/stats" && grep -q '^vm        vm2  ' "$W/stats" &&
+	grep -q 'lag 0 records' "$W/stats" || { cat "$W/stats" >&2; xf_fail "--stats"; }
+exit 0
