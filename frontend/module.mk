@@ -1,7 +1,7 @@
 # frontend/: mount.xenfs, the guest side (FUSE <-> shared rings).
 
 PROGRAMS += mount.xenfs
-mount.xenfs_SRCS := frontend/main.c frontend/fwd.c
+mount.xenfs_SRCS := frontend/main.c frontend/fwd.c frontend/opts.c
 mount.xenfs_INSTALL := sbin
 MAN_PAGES += docs/mount.xenfs.8
 
@@ -18,3 +18,8 @@ endif
 UNIT_TESTS += test_local_transport
 test_local_transport_SRCS := tests/unit/test_local_transport.c
 test_local_transport_LIBS := -lcmocka
+
+UNIT_TESTS += test_mount_opts
+test_mount_opts_SRCS := tests/unit/test_mount_opts.c frontend/opts.c
+test_mount_opts_LIBS := -lcmocka
+$(O)/obj/tests/unit/test_mount_opts.o: CPPFLAGS += -Ifrontend
