@@ -963,6 +963,26 @@ static int parse_line(struct parser *p, char *s)
 	return key_line(p, s);
 }
 
+/* Whole-file checks that need every section read. */
+static int validate(struct parser *p)
+{
+	const struct xf_config *cfg = p->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->ndomains; i++) {
+		const struct xf_domain *d = &cfg->domains[i];
+
+		if (d->local_socket &&
+		    !strcmp(d->local_socket, cfg->global.control_socket)) {
+			p->line = d->line;
+			return perr(p, "local-socket of domain '%s' is the "
+				    "control-socket '%s'", d->name,
+				    d->local_socket);
+		}
+	}
+	return 0;
+}
+
 /* Apply the table's defaults to the typed global fields. */
 static int apply_defaults(struct parser *p)
 {
@@ -1119,6 +1139,8 @@ struct xf_config *xf_config_parse(const char *name, const char *text,
 			goto fail;
 	}
 	if ((r = sect_end(&p)) < 0)
+		goto fail;
+	if (validate(&p) < 0)
 		goto fail;
 	p.line = 0;
 	if (fill_defaults(&p) < 0)

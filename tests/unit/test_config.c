@@ -321,6 +321,10 @@ static const struct bad {
 	{ "[domain a]\nlocal-socket = /s\n[domain b]\nlocal-socket = /s\n",
 	  "xenfs.conf:4: local-socket: '/s' is already the socket of domain "
 	  "'a' (line 1)" },
+	{ "[domain a]\nlocal-socket = /c\n[global]\ncontrol-socket = /c\n",
+	  "xenfs.conf:1: local-socket of domain 'a' is the control-socket '/c'" },
+	{ "[domain a]\nlocal-socket = /run/xenfs/control.sock\n",
+	  "xenfs.conf:1: local-socket of domain 'a' is the control-socket" },
 	/* export */
 	{ "[export e]\npath = @DIR@/nosuch\naccess = vm1:rw\n",
 	  "xenfs.conf:2: path: '@DIR@/nosuch': No such file or directory" },
