@@ -204,7 +204,7 @@ static int helper_one(int sock)
 	if ((buf = malloc(req.max + 1)) == NULL)
 		goto reply;
 	while (got < req.max) {
-		r = read(fd, buf + got, req.max - got);
+		r = pread(fd, buf + got, req.max - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -234,7 +234,8 @@ static int helper_sandbox(int sock)
 	gid_t gid = nobody_gid;
 	scmp_filter_ctx sc;
 	static const int allow[] = {
-		SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(recvmsg),
+		SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(write),
+		SCMP_SYS(recvmsg),
 		SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
 		SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap),
 		SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(fstat),

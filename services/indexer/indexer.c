@@ -398,8 +398,8 @@ static int ix_init(const struct xenfs_host_services *svc, void **state)
 		}
 		e->rootfd = open(e->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (e->rootfd < 0)
-			svc->log(XENFS_LOG_WARNING, "indexer: export %s: %s: %s",
-				 e->tag, e->path, strerror(errno));
+			svc->log(XENFS_LOG_WARNING, "indexer: export %s: "
+				 "%s: %s", e->tag, e->path, strerror(errno));
 	}
 	if ((r = idx_open(&ix->idx, db, &rebuilt)) < 0) {
 		svc->log(XENFS_LOG_ERR, "indexer: cannot open %s: %s", db,
@@ -476,7 +476,8 @@ static int apply(struct indexer *ix, const struct xenfs_event *ev)
 		/* a directory that appeared from outside (dom0 move-in)
 		 * may hold anything: crawl it */
 		if (r == 0 && m.type == 'd' && ev->op != XENFS_EV_SETATTR &&
-		    ev->op != XENFS_EV_XATTR && ev->origin != XENFS_ORIGIN_GUEST)
+		    ev->op != XENFS_EV_XATTR &&
+		    ev->origin != XENFS_ORIGIN_GUEST)
 			r = idx_queue_add(idx, tag, ev->path,
 					  strlen(ev->path));
 		break;
