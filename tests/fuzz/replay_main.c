@@ -118,7 +118,8 @@ static int run_path(const char *path, unsigned *count)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp);
 	for (i = 0; i < n; i++) {
 		if (r == 0 && stat(names[i], &st) == 0 &&
 		    S_ISREG(st.st_mode)) {

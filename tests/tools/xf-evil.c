@@ -645,20 +645,20 @@ static int mode_forgetflood(void)
 	while (now_ms() < end) {
 		/* single FORGETs: live, root, unknown, with huge counts */
 		fi.nlookup = ~0ull;
-		r = ev_call(&e, FUSE_FORGET, nid ? nid : 1, &fi, sizeof(fi),
+		(void)ev_call(&e, FUSE_FORGET, nid ? nid : 1, &fi, sizeof(fi),
 			    NULL, 0, &t);
 		if (t)
 			break;
 		fi.nlookup = 1ull << 40;
-		r = ev_call(&e, FUSE_FORGET, 1, &fi, sizeof(fi), NULL, 0, &t);
+		(void)ev_call(&e, FUSE_FORGET, 1, &fi, sizeof(fi), NULL, 0, &t);
 		if (t)
 			break;
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		r = ev_call(&e, FUSE_FORGET, x, &fi, sizeof(fi), NULL, 0, &t);
+		(void)ev_call(&e, FUSE_FORGET, x, &fi, sizeof(fi), NULL, 0, &t);
 		if (t)
 			break;
 		/* FORGET with no argument at all */
-		r = ev_call(&e, FUSE_FORGET, x, NULL, 0, NULL, 0, &t);
+		(void)ev_call(&e, FUSE_FORGET, x, NULL, 0, NULL, 0, &t);
 		if (t)
 			break;
 		forgets += 4;
@@ -670,18 +670,18 @@ static int mode_forgetflood(void)
 			one[i].nodeid = i % 3 == 0 ? 1 : i % 3 == 1 ? nid : x;
 			one[i].nlookup = x;
 		}
-		r = ev_call(&e, FUSE_BATCH_FORGET, 0, frame, sizeof(frame),
+		(void)ev_call(&e, FUSE_BATCH_FORGET, 0, frame, sizeof(frame),
 			    NULL, 0, &t);
 		if (t)
 			break;
 		bf->count = 0xffffffffu;
-		r = ev_call(&e, FUSE_BATCH_FORGET, 0, frame,
+		(void)ev_call(&e, FUSE_BATCH_FORGET, 0, frame,
 			    (uint32_t)sizeof(*bf) + 2 * sizeof(*one), NULL, 0,
 			    &t);
 		if (t)
 			break;
 		bf->count = 0;
-		r = ev_call(&e, FUSE_BATCH_FORGET, 0, frame, sizeof(*bf), NULL,
+		(void)ev_call(&e, FUSE_BATCH_FORGET, 0, frame, sizeof(*bf), NULL,
 			    0, &t);
 		if (t)
 			break;
