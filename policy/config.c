@@ -1329,8 +1329,8 @@ static bool str_differ(const char *a, const char *b)
 }
 
 /* Append "[section] key" to buf for each non-reloadable key that differs. */
-static int diff_section(const struct xf_config *old,
-			const struct xf_config *new, int s,
+static int diff_section(const struct xf_config *ocfg,
+			const struct xf_config *ncfg, int s,
 			const char *section, char *buf, size_t len,
 			size_t *o)
 {
@@ -1342,8 +1342,8 @@ static int diff_section(const struct xf_config *old,
 
 		if (!(k->sections & M(s)) || k->reload)
 			continue;
-		if (!str_differ(xf_config_value(old, section, k->name),
-				xf_config_value(new, section, k->name)))
+		if (!str_differ(xf_config_value(ocfg, section, k->name),
+				xf_config_value(ncfg, section, k->name)))
 			continue;
 		n++;
 		if (buf && *o < len)
@@ -1354,8 +1354,8 @@ static int diff_section(const struct xf_config *old,
 	return n;
 }
 
-int xf_config_reload_diff(const struct xf_config *old,
-			  const struct xf_config *new, char *buf, size_t len)
+int xf_config_reload_diff(const struct xf_config *ocfg,
+			  const struct xf_config *ncfg, char *buf, size_t len)
 {
 	char sect[CFG_NAME_MAX + 16];
 	size_t o = 0, i;
@@ -1363,29 +1363,29 @@ int xf_config_reload_diff(const struct xf_config *old,
 
 	if (buf && len)
 		buf[0] = '\0';
-	if (!old || !new)
+	if (!ocfg || !ncfg)
 		return 0;
 	for (s = 0; s < S_COUNT; s++) {
 		if (!cfg_sects[s].named) {
-			n += diff_section(old, new, s, cfg_sects[s].name, buf,
+			n += diff_section(ocfg, ncfg, s, cfg_sects[s].name, buf,
 					  len, &o);
 			continue;
 		}
 		/* sections present in both; added or removed ones are
 		 * exports or domains appearing or going, which reload does */
-		for (i = 0; s == S_EXPORT && i < new->nexports; i++) {
-			if (!xf_config_export(old, new->exports[i].tag))
+		for (i = 0; s == S_EXPORT && i < ncfg->nexports; i++) {
+			if (!xf_config_export(ocfg, ncfg->exports[i].tag))
 				continue;
 			snprintf(sect, sizeof(sect), "export %s",
-				 new->exports[i].tag);
-			n += diff_section(old, new, s, sect, buf, len, &o);
+				 ncfg->exports[i].tag);
+			n += diff_section(ocfg, ncfg, s, sect, buf, len, &o);
 		}
-		for (i = 0; s == S_DOMAIN && i < new->ndomains; i++) {
-			if (!xf_config_domain(old, new->domains[i].name))
+		for (i = 0; s == S_DOMAIN && i < ncfg->ndomains; i++) {
+			if (!xf_config_domain(ocfg, ncfg->domains[i].name))
 				continue;
 			snprintf(sect, sizeof(sect), "domain %s",
-				 new->domains[i].name);
-			n += diff_section(old, new, s, sect, buf, len, &o);
+				 ncfg->domains[i].name);
+			n += diff_section(ocfg, ncfg, s, sect, buf, len, &o);
 		}
 	}
 	return n;

@@ -132,12 +132,12 @@ void xf_config_foreach_key(void (*fn)(const char *sections, const char *key,
 
 /*
  * After a reload: how many keys that a reload does not apply (restart
- * needed, e.g. [global] state-dir) differ between old and new; their
+ * needed, e.g. [global] state-dir) differ between ocfg and ncfg; their
  * names go to buf as "[global] state-dir, [scan] database" (truncated to
  * len).  The caller logs them; the new config is still the one to use.
  */
-int xf_config_reload_diff(const struct xf_config *old,
-			  const struct xf_config *new, char *buf, size_t len);
+int xf_config_reload_diff(const struct xf_config *ocfg,
+			  const struct xf_config *ncfg, char *buf, size_t len);
 
 /* ---- decisions (pure) ---- */
 
