@@ -291,17 +291,17 @@ int main(int argc, char **argv)
 	int fuse_fd = -1, sigfd, rdonly, rc, reason;
 
 	rc = opts_parse(&o, argc, argv);
-	if (rc)
+	if (rc) {
+		opts_free(&o);
 		return rc > 0 ? 0 : EXIT_USAGE;
+	}
 	log_init(1, o.verbose > 0, "mount.xenfs");
 	log_procinit("mount.xenfs");
 	if (!o.foreground)
 		daemon_fork();
 
-	if (do_connect(&o, &conn, &granted)) {
-		report(EXIT_MOUNTFAIL);
-		return EXIT_MOUNTFAIL;
-	}
+	if (do_connect(&o, &conn, &granted))
+		goto fail;
 	rdonly = o.ro || (granted & XENFS_LOCAL_F_RO);
 	if (!o.ro && rdonly)
 		log_info("the backend grants %s read-only access", o.tag);
@@ -372,6 +372,7 @@ int main(int argc, char **argv)
 	(void)close(fuse_fd);
 	fwd_join(&f);
 	xf_conn_destroy(conn);
+	opts_free(&o);
 	return reason == FWD_UNMOUNTED || reason == FWD_STOPPED ? 0 : 1;
 
 fail_umount:
@@ -381,6 +382,7 @@ fail:
 	if (fuse_fd >= 0)
 		(void)close(fuse_fd);
 	xf_conn_destroy(conn);
+	opts_free(&o);
 	report(EXIT_MOUNTFAIL);
 	return EXIT_MOUNTFAIL;
 }

@@ -23,3 +23,9 @@ UNIT_TESTS += test_mount_opts
 test_mount_opts_SRCS := tests/unit/test_mount_opts.c frontend/opts.c
 test_mount_opts_LIBS := -lcmocka
 $(O)/obj/tests/unit/test_mount_opts.o: CPPFLAGS += -Ifrontend
+
+# needs root and /dev/fuse (skips otherwise): a real mount served in-process
+UNIT_TESTS += test_frontend_fwd
+test_frontend_fwd_SRCS := tests/unit/test_frontend_fwd.c frontend/fwd.c
+test_frontend_fwd_LIBS := -lcmocka
+$(O)/obj/tests/unit/test_frontend_fwd.o: CPPFLAGS += -Ifrontend

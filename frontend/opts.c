@@ -19,6 +19,15 @@
 
 #include "opts_i.h"
 
+void opts_free(struct front_opts *o)
+{
+	int i;
+
+	for (i = 0; i < o->noptstrs; i++)
+		free(o->optstrs[i]);
+	o->noptstrs = 0;
+}
+
 void opts_usage(void)
 {
 	fprintf(stderr,
@@ -179,12 +188,16 @@ bad_value:
 static int parse_options(struct front_opts *o, const char *s)
 {
 	char *tok, *save = NULL;
-	char *copy = strdup(s);
+	char *copy;
 
-	/* values point into the copy: it lives as long as the process
-	 * (-o may be given more than once, each copy is kept) */
+	if (o->noptstrs == (int)(sizeof(o->optstrs) / sizeof(o->optstrs[0]))) {
+		fprintf(stderr, "mount.xenfs: too many -o\n");
+		return -EINVAL;
+	}
+	copy = strdup(s);
 	if (!copy)
 		return -ENOMEM;
+	o->optstrs[o->noptstrs++] = copy;	/* values point into it */
 	for (tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save))
 		if (parse_one(o, tok))

@@ -30,16 +30,19 @@ struct front_opts {
 	unsigned long mflags;
 	int foreground;
 	int verbose;
+	char *optstrs[8];	/* owned copies of each -o, values point in */
+	int noptstrs;
 };
 
 /*
  * Parse argv (mount(8) helper convention: TAG MOUNTPOINT [-fnsvt] [-o
  * OPTIONS], options anywhere).  Resolves the mount point with realpath.
  * Returns 0, 1 if help was asked (usage printed), or -EINVAL after
- * printing why.  Strings in *o point into argv or into copies that live
- * as long as the process.
+ * printing why.  Strings in *o point into argv or into copies owned by
+ * *o until opts_free().  *o need not be initialised.
  */
 int opts_parse(struct front_opts *o, int argc, char **argv);
+void opts_free(struct front_opts *o);
 void opts_usage(void);
 /* Pages of the region a layout needs (for the gntalloc limit check). */
 uint64_t opts_layout_pages(uint32_t nq, uint32_t order, uint32_t buf);

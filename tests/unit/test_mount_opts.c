@@ -29,6 +29,8 @@ static int parse(struct front_opts *o, ...)
 	va_list ap;
 	int argc = 1;
 
+	opts_free(o);		/* the previous parse's copies */
+
 	snprintf(store[0], sizeof(store[0]), "mount.xenfs");
 	argv[0] = store[0];
 	va_start(ap, o);
@@ -44,7 +46,7 @@ static int parse(struct front_opts *o, ...)
 
 static void test_local_defaults(void **state)
 {
-	struct front_opts o;
+	struct front_opts o = { 0 };
 
 	(void)state;
 	assert_int_equal(parse(&o, "shared", "/tmp", "-o",
@@ -59,11 +61,12 @@ static void test_local_defaults(void **state)
 	assert_int_equal(o.ro, 0);
 	assert_int_equal(o.foreground, 0);
 	assert_int_equal(o.mflags, 0);
+	opts_free(&o);
 }
 
 static void test_xen_defaults(void **state)
 {
-	struct front_opts o;
+	struct front_opts o = { 0 };
 
 	(void)state;
 	assert_int_equal(parse(&o, "shared", "/tmp", NULL), 0);
@@ -83,12 +86,13 @@ static void test_xen_defaults(void **state)
 	assert_int_equal(o.queues, 3);
 	assert_int_equal(o.ring_order, 1);
 	assert_int_equal(o.buf_size, 64u << 10);
+	opts_free(&o);
 }
 
 /* mount(8) puts flags after the positional arguments, -o may repeat. */
 static void test_helper_convention(void **state)
 {
-	struct front_opts o;
+	struct front_opts o = { 0 };
 
 	(void)state;
 	assert_int_equal(parse(&o, "shared", "/tmp/", "-n", "-s", "-v",
@@ -103,11 +107,12 @@ static void test_helper_convention(void **state)
 			       NULL), 0);
 	assert_int_equal(o.foreground, 1);
 	assert_string_equal(o.tag, "x");
+	opts_free(&o);
 }
 
 static void test_mount_flags(void **state)
 {
-	struct front_opts o;
+	struct front_opts o = { 0 };
 
 	(void)state;
 	assert_int_equal(parse(&o, "t", "/tmp", "-o",
@@ -126,6 +131,7 @@ static void test_mount_flags(void **state)
 	assert_int_equal(parse(&o, "t", "/tmp", "-o", "socket=/s,suid,dev",
 			       NULL), 0);
 	assert_int_equal(o.mflags, 0);
+	opts_free(&o);
 }
 
 static void test_errors(void **state)
@@ -137,7 +143,7 @@ static void test_errors(void **state)
 		"buf-size=2m", "backend=abc", "ro=1", "transport=local",
 		"transport=xen,socket=/s", "noexec=yes",
 	};
-	struct front_opts o;
+	struct front_opts o = { 0 };
 	size_t i;
 
 	(void)state;
@@ -154,6 +160,7 @@ static void test_errors(void **state)
 			       "sixty_four_byte_field_of_the_hello", "/tmp",
 			       NULL), -EINVAL);
 	assert_int_equal(parse(&o, "-h", NULL), 1);
+	opts_free(&o);
 }
 
 int main(void)
