@@ -58,16 +58,17 @@ fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
 fuzz-replay-build: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/replay/fuzz_%)
 
 ifneq ($(TARGET),)
+# runs inside $(FUZZ_OUT) so that -jobs' fuzz-N.log files land there too
 fuzz: $(FUZZ_OUT)/fuzz_$(TARGET)
 	@mkdir -p $(FUZZ_OUT)/corpus/$(TARGET)
-	$(Q)ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
+	$(Q)cd $(FUZZ_OUT) && \
+	ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	$(FUZZ_OUT)/fuzz_$(TARGET) -max_total_time=$(SECONDS) \
-		-print_final_stats=1 \
+	./fuzz_$(TARGET) -max_total_time=$(SECONDS) -print_final_stats=1 \
 		$(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)) \
-		-artifact_prefix=$(FUZZ_OUT)/crash-$(TARGET)- \
-		$(if $(wildcard tests/fuzz/$(TARGET).dict),-dict=tests/fuzz/$(TARGET).dict) \
-		$(FUZZ_OUT)/corpus/$(TARGET) tests/fuzz/corpus/$(TARGET)
+		-artifact_prefix=$(CURDIR)/$(FUZZ_OUT)/crash-$(TARGET)- \
+		$(if $(wildcard tests/fuzz/$(TARGET).dict),-dict=$(CURDIR)/tests/fuzz/$(TARGET).dict) \
+		corpus/$(TARGET) $(CURDIR)/tests/fuzz/corpus/$(TARGET)
 else
 fuzz:
 	@echo "usage: make fuzz TARGET=name [SECONDS=60]; targets: $(FUZZ_TARGETS)"; exit 2
