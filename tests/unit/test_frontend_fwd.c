@@ -195,7 +195,8 @@ static void *backend(void *arg)
 		xf_ctrl_read_ack(&cb, &seq, &st);
 		if (seq && st == 0)
 			__atomic_store_n(&e->sync_acked, seq, __ATOMIC_SEQ_CST);
-		if (e->sync_acked == 0 && e->written > 0 &&
+		if (__atomic_load_n(&e->sync_acked, __ATOMIC_SEQ_CST) == 0 &&
+		    __atomic_load_n(&e->written, __ATOMIC_SEQ_CST) > 0 &&
 		    cb.msg_prod_pvt == 0) {
 			(void)xf_ctrl_post(&cb, XENFS_CTRL_SYNCFS, 42, NULL, 0);
 			(void)xf_conn_notify(e->back, 0);
@@ -389,7 +390,8 @@ static void test_big_write_and_syncfs(void **state)
 	for (i = 0; i < 100 && !__atomic_load_n(&e->sync_acked,
 						 __ATOMIC_SEQ_CST); i++)
 		usleep(20000);
-	assert_int_equal(e->sync_acked, 42);
+	assert_int_equal(__atomic_load_n(&e->sync_acked, __ATOMIC_SEQ_CST),
+			 42);
 }
 
 static void *stat_thread(void *arg)
