@@ -45,7 +45,7 @@ ifdef SANITIZE
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS   += $(SANFLAGS) -O1
 LDFLAGS  += $(SANFLAGS)
-O        := $(O)-san
+override O := $(O)-san
 else
 CFLAGS   += -fstack-protector-strong -fPIE
 CPPFLAGS += -D_FORTIFY_SOURCE=2
