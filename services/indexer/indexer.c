@@ -424,15 +424,26 @@ fail:
 	return r;
 }
 
-/* Current metadata of path, else what the event says. */
-static void meta_of(struct indexer *ix, const struct xenfs_event *ev,
-		    const char *path, struct idx_meta *m)
+/*
+ * Current metadata of path (1), else what the event says (0: we cannot
+ * look), or -1 when the path does not exist any more: a later event
+ * (unlink, rename) accounts for it, and indexing the stale record would
+ * resurrect a deleted name (dom0 echo records can arrive late).
+ */
+static int meta_of(struct indexer *ix, const struct xenfs_event *ev,
+		   const char *path, struct idx_meta *m)
 {
 	const struct idx_export *e = idx_export_find(&ix->idx,
 						     ev->export_tag);
+	int r;
 
-	if (e && e->rootfd >= 0 && idx_lstat(e->rootfd, path, m) == 0)
-		return;
+	if (e && e->rootfd >= 0) {
+		if ((r = idx_lstat(e->rootfd, path, m)) == 0)
+			return 1;
+		if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP ||
+		    r == -EXDEV)
+			return -1;
+	}
 	memset(m, 0, sizeof(*m));
 	m->type = ev->mode ? idx_type_of_mode(ev->mode) :
 		  ev->op == XENFS_EV_MKDIR ? 'd' :
@@ -443,6 +454,7 @@ static void meta_of(struct indexer *ix, const struct xenfs_event *ev,
 	m->mtime_nsec = ev->mtime_nsec;
 	m->dev = ev->dev;
 	m->ino = ev->ino;
+	return 0;
 }
 
 static int apply(struct indexer *ix, const struct xenfs_event *ev)
@@ -467,7 +479,8 @@ static int apply(struct indexer *ix, const struct xenfs_event *ev)
 	case XENFS_EV_XATTR:
 		if (!strcmp(ev->path, "/"))
 			return 0;
-		meta_of(ix, ev, ev->path, &m);
+		if (meta_of(ix, ev, ev->path, &m) < 0)
+			return 0;
 		changed = ev->op != XENFS_EV_XATTR &&
 			  (ev->op != XENFS_EV_SETATTR ||
 			   (ev->flags & XENFS_EV_F_SIZE));
@@ -484,7 +497,8 @@ static int apply(struct indexer *ix, const struct xenfs_event *ev)
 	case XENFS_EV_LINK:
 		if (ev->path2[0] != '/')
 			return 0;
-		meta_of(ix, ev, ev->path2, &m);
+		if (meta_of(ix, ev, ev->path2, &m) < 0)
+			return 0;
 		r = idx_put(idx, tag, ev->path2, strlen(ev->path2), &m, gen,
 			    1);
 		break;
@@ -493,27 +507,22 @@ static int apply(struct indexer *ix, const struct xenfs_event *ev)
 			return 0;
 		if (ev->flags & XENFS_EV_F_EXCHANGE) {
 			r = idx_exchange(idx, tag, ev->path, ev->path2);
-			if (r == 0) {
-				meta_of(ix, ev, ev->path, &m);
+			if (r == 0 && meta_of(ix, ev, ev->path, &m) >= 0)
 				r = idx_put(idx, tag, ev->path,
 					    strlen(ev->path), &m, gen, 0);
-			}
 		} else {
 			r = idx_rename(idx, tag, ev->path, ev->path2, &moved);
-			if (r == 0 && !moved) {
-				/* we never saw the source: index the target
-				 * (and its subtree, if a directory) */
-				meta_of(ix, ev, ev->path2, &m);
-				if (m.type == 'd')
-					r = idx_queue_add(idx, tag, ev->path2,
-							  strlen(ev->path2));
-			}
+			if (r == 0 && !moved &&
+			    meta_of(ix, ev, ev->path2, &m) >= 0 &&
+			    m.type == 'd')
+				/* we never saw the source: crawl the
+				 * target's subtree */
+				r = idx_queue_add(idx, tag, ev->path2,
+						  strlen(ev->path2));
 		}
-		if (r == 0) {
-			meta_of(ix, ev, ev->path2, &m);
+		if (r == 0 && meta_of(ix, ev, ev->path2, &m) >= 0)
 			r = idx_put(idx, tag, ev->path2, strlen(ev->path2),
 				    &m, gen, 0);
-		}
 		break;
 	case XENFS_EV_UNLINK:
 	case XENFS_EV_RMDIR:
