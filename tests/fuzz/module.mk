@@ -20,9 +20,10 @@
 # dictionary in tests/fuzz/name.dict.  The target defines
 # LLVMFuzzerTestOneInput (and may define LLVMFuzzerInitialize).
 
-FUZZ_TARGETS += config ring
+FUZZ_TARGETS += config ring hello
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c $(POLICY_SRCS)
 fuzz_ring_SRCS := tests/fuzz/fuzz_ring.c lib/ring.c
+fuzz_hello_SRCS := tests/fuzz/fuzz_hello.c lib/transport_local.c lib/ring.c
 
 FUZZ_CC     ?= clang-14
 REPLAY_CC   ?= $(CC)
