@@ -18,3 +18,11 @@ test_index_SRCS := tests/unit/test_index.c services/indexer/db.c \
 	services/indexer/crawl.c services/indexer/extract.c \
 	services/indexer/util.c services/indexer/query.c
 test_index_LIBS := -lsqlite3 -lseccomp -lcmocka
+
+# benchmark driver for tests/bench/50-index.sh; never installed
+PROGRAMS += xf-bench-index
+xf-bench-index_SRCS := services/indexer/bench_index.c services/indexer/db.c \
+	services/indexer/crawl.c services/indexer/extract.c \
+	services/indexer/util.c services/indexer/query.c
+xf-bench-index_LIBS := -lsqlite3 -lseccomp
+xf-bench-index_INSTALL := none
