@@ -80,7 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&hello, 0, sizeof(hello));
 	memcpy(&hello, data, size < sizeof(hello) ? size : sizeof(hello));
 	nq = hello.layout.nr_queues;
-	region = xenfs_region_size(&hello.layout);
+	/* the ring.h size helpers assume a checked layout (they shift by
+	 * ring_order): only an honest layout gets an honest size */
+	region = xf_layout_check(&hello.layout, 0, NULL) == 0 ?
+		 xenfs_region_size(&hello.layout) : rawsize;
 
 	if (flags & 1) {	/* a memfd first */
 		uint64_t sz = (flags & 2) ? region : rawsize;
