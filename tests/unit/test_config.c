@@ -714,6 +714,55 @@ static void test_manpage(void **state)
 	assert_int_equal(m.missing, 0);
 }
 
+/* The EXAMPLES section of the man page is a valid configuration. */
+static void test_manpage_example(void **state)
+{
+	const char *path = getenv("XF_MANPAGE");
+	char *text = NULL, *a, *b, *ex, *p, err[512];
+	struct xf_config *cfg;
+	size_t len = 0;
+	FILE *f;
+
+	if (!path)
+		path = "docs/xenfs.conf.5";
+	if (!(f = fopen(path, "r")))
+		skip();
+	assert_true(getdelim(&text, &len, '\0', f) > 0);
+	fclose(f);
+	a = strstr(text, ".Sh EXAMPLES");
+	assert_non_null(a);
+	a = strstr(a, ".Bd -literal");
+	assert_non_null(a);
+	a = strchr(a, '\n') + 1;
+	b = strstr(a, "\n.Ed");
+	assert_non_null(b);
+	b[1] = '\0';
+	/* the example's directories become the test's */
+	ex = malloc(strlen(a) * 2 + 1);
+	assert_non_null(ex);
+	ex[0] = '\0';
+	for (p = a; *p;) {
+		if (!strncmp(p, "path = ", 7)) {
+			strcat(ex, "path = @DIR@");
+			p = strchr(p, '\n');
+		} else {
+			strncat(ex, p, 1);
+			p++;
+		}
+	}
+	cfg = parse(ex, err, sizeof(err));
+	if (!cfg)
+		fail_msg("man page example: %s\n%s", err, ex);
+	assert_int_equal(cfg->nexports, 2);
+	assert_int_equal(xf_policy_access(cfg, "vm1", "shared"), XF_ACCESS_RW);
+	assert_int_equal(xf_policy_access(cfg, "vm7", "shared"), XF_ACCESS_RO);
+	assert_int_equal(xf_policy_access(cfg, "vm7", "vm1-root"),
+			 XF_ACCESS_NONE);
+	xf_config_free(cfg);
+	free(ex);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +777,7 @@ int main(void)
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_manpage),
+		cmocka_unit_test(test_manpage_example),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
