@@ -1,0 +1,394 @@
+/*
+ * xenfs-scand: the scanning engine's process.  It loads the ClamAV
+ * signature database with libclamav, drops every privilege it can, then
+ * answers scan requests from its one client (the scanner plugin or
+ * xenfs-scan full) on descriptor 3, a SOCK_SEQPACKET socket: each request
+ * brings a read-only descriptor of a file (SCM_RIGHTS), each reply
+ * carries only a verdict and the signature's name (scan_i.h).
+ *
+ *   xenfs-scand --db DIR [--nice]       (started by proto.c, never by hand)
+ *
+ * Order: load the database -> unshare the network namespace -> drop to
+ * nobody/nogroup (setgroups, setresgid, setresuid, checked) -> no new
+ * privileges, no children -> loop.  The engine may still read the
+ * database directory (it is world-readable, as freshclam keeps it) so it
+ * can reload it when freshclam updates it: every 2 s it checks the
+ * directory (cl_statchkdir) and compiles a new engine; a database that
+ * fails to load leaves the old engine in service.  With no signatures at
+ * all it refuses to start: a scanner that passes everything would be
+ * worse than none.
+ *
+ * Threads: one.  Trust: files are hostile (that is why this process
+ * exists); requests come from our own root client and are still checked.
+ * A descriptor that is not a regular file opened read-only is refused.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <clamav.h>
+
+#include "scan_i.h"
+
+#define SOCK_FD		3
+#define RELOAD_CHECK_MS	2000
+
+static struct cl_engine *engine;
+static struct cl_stat dbstat;
+static char dbdir[4096];
+static unsigned int sigs;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "xenfs-scand[%ld]: ", (long)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void unused_log(int prio, const char *fmt, ...)
+{
+}
+scan_log_fn scan_log = unused_log;
+
+/* Newest mtime of the database files (the age `status` shows). */
+static int64_t db_newest(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int64_t t = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mtime > t)
+			t = st.st_mtime;
+	}
+	closedir(d);
+	return t;
+}
+
+/* Build an engine from dbdir.  0 or -errno with a message in err. */
+static int engine_build(struct cl_engine **out, unsigned int *nsigs,
+			char *err, size_t errlen)
+{
+	struct cl_engine *e;
+	struct stat st;
+	cl_error_t r;
+
+	*nsigs = 0;
+	if (stat(dbdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "ClamAV database directory %.300s: %s "
+			 "(run freshclam, or set [scan] database)", dbdir,
+			 strerror(errno ? errno : ENOTDIR));
+		return -ENOENT;
+	}
+	if ((e = cl_engine_new()) == NULL) {
+		snprintf(err, errlen, "cl_engine_new failed");
+		return -ENOMEM;
+	}
+	r = cl_load(dbdir, e, nsigs, CL_DB_STDOPT);
+	if (r != CL_SUCCESS) {
+		snprintf(err, errlen, "cannot load ClamAV database %.300s: %s "
+			 "(run freshclam)", dbdir, cl_strerror(r));
+		cl_engine_free(e);
+		return -EINVAL;
+	}
+	if (*nsigs == 0) {
+		snprintf(err, errlen, "no ClamAV signatures in %.300s: run "
+			 "freshclam (or set [scan] database)", dbdir);
+		cl_engine_free(e);
+		return -ENOENT;
+	}
+	if ((r = cl_engine_compile(e)) != CL_SUCCESS) {
+		snprintf(err, errlen, "cannot compile ClamAV database %.300s: %s",
+			 dbdir, cl_strerror(r));
+		cl_engine_free(e);
+		return -EINVAL;
+	}
+	*out = e;
+	return 0;
+}
+
+static void fill_info(struct scan_rep *rep)
+{
+	int err = 0;
+	long long v = 0;
+
+	rep->magic = SCAN_MAGIC;
+	rep->sigs = sigs;
+	if (engine)
+		v = cl_engine_get_num(engine, CL_ENGINE_DB_VERSION, &err);
+	rep->db_version = err == 0 && v > 0 ? (uint64_t)v : 0;
+	rep->db_time = db_newest(dbdir);
+	snprintf(rep->engine, sizeof(rep->engine), "%s", cl_retver());
+}
+
+static void reply(const struct scan_rep *rep)
+{
+	if (send(SOCK_FD, rep, sizeof(*rep), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(*rep)) {
+		/* our client is gone: nothing left to do */
+		_exit(0);
+	}
+}
+
+static void reload_check(void)
+{
+	struct cl_engine *ne = NULL;
+	unsigned int ns;
+	char err[512];
+
+	if (cl_statchkdir(&dbstat) != 1)
+		return;
+	cl_statfree(&dbstat);
+	memset(&dbstat, 0, sizeof(dbstat));
+	(void)cl_statinidir(dbdir, &dbstat);
+	if (engine_build(&ne, &ns, err, sizeof(err)) < 0) {
+		say("database changed but does not load, keeping the old "
+		    "one: %s", err);
+		return;
+	}
+	cl_engine_free(engine);
+	engine = ne;
+	sigs = ns;
+	say("database %s reloaded: %u signatures", dbdir, ns);
+}
+
+static void sandbox(int nice)
+{
+	struct passwd *pw;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg, gid;
+	struct rlimit rl = { 0, 0 };
+
+	if (nice) {
+		/* ioprio_set(IOPRIO_WHO_PROCESS, 0, class IDLE) */
+		if (setpriority(PRIO_PROCESS, 0, 19) < 0 ||
+		    syscall(SYS_ioprio_set, 1, 0, 3 << 13) < 0)
+			say("cannot lower priority: %s", strerror(errno));
+	}
+	if (geteuid() == 0) {
+		if (unshare(CLONE_NEWNET) < 0) {
+			say("unshare(CLONE_NEWNET): %s", strerror(errno));
+			exit(2);
+		}
+		if ((pw = getpwnam("nobody")) == NULL) {
+			say("no user nobody");
+			exit(2);
+		}
+		gid = pw->pw_gid;
+		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+			say("cannot drop privileges: %s", strerror(errno));
+			exit(2);
+		}
+		if (getresuid(&ru, &eu, &su) < 0 || ru != pw->pw_uid ||
+		    eu != pw->pw_uid || su != pw->pw_uid ||
+		    getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid ||
+		    sg != gid || setuid(0) == 0) {
+			say("privileges not dropped");
+			exit(2);
+		}
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		say("PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		exit(2);
+	}
+	/* the uid change cleared it; and no children, no core dumps */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		exit(0);
+	(void)setrlimit(RLIMIT_NPROC, &rl);	/* best effort */
+	(void)setrlimit(RLIMIT_CORE, &rl);
+}
+
+static void serve_one(void)
+{
+	struct scan_req q;
+	struct scan_rep rep;
+	struct iovec iov = { &q, sizeof(q) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	int fd = -1, extra = 0;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(SOCK_FD, &mh, MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		exit(0);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		exit(0);
+	}
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
+			if (fd < 0)
+				fd = f;
+			else {
+				close(f);
+				extra = 1;
+			}
+		}
+	}
+	memset(&rep, 0, sizeof(rep));
+	fill_info(&rep);
+	if (n != (ssize_t)sizeof(q) || q.magic != SCAN_MAGIC) {
+		rep.result = -EPROTO;
+		snprintf(rep.name, sizeof(rep.name), "malformed request");
+		goto out;
+	}
+	rep.id = q.id;
+	if (q.op == SCAN_OP_INFO) {
+		rep.result = 0;
+		goto out;
+	}
+	if (q.op != SCAN_OP_SCAN || fd < 0 || extra) {
+		rep.result = -EINVAL;
+		snprintf(rep.name, sizeof(rep.name), "bad request");
+		goto out;
+	}
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fl < 0 ||
+	    (fl & O_ACCMODE) != O_RDONLY) {
+		rep.result = -EBADF;
+		snprintf(rep.name, sizeof(rep.name), "not a read-only regular "
+			 "file");
+		goto out;
+	}
+	struct cl_scan_options opts;
+	const char *virname = NULL;
+	unsigned long scanned = 0;
+	cl_error_t r;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.parse = ~0u;	/* every parser, as clamscan */
+	opts.general = CL_SCAN_GENERAL_HEURISTICS;
+	r = cl_scandesc(fd, NULL, &virname, &scanned, engine, &opts);
+	rep.scanned = (uint64_t)scanned * CL_COUNT_PRECISION;
+	if (r == CL_VIRUS) {
+		rep.result = SCAN_VIRUS;
+		snprintf(rep.name, sizeof(rep.name), "%s",
+			 virname ? virname : "unnamed");
+	} else if (r == CL_CLEAN) {
+		rep.result = SCAN_CLEAN;
+	} else {
+		rep.result = -EIO;
+		snprintf(rep.name, sizeof(rep.name), "%s", cl_strerror(r));
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	reply(&rep);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "nice", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scan_rep rep;
+	char err[512];
+	int ch, nice = 0;
+	cl_error_t cr;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			snprintf(dbdir, sizeof(dbdir), "%s", optarg);
+			break;
+		case 'n':
+			nice = 1;
+			break;
+		default:
+			fprintf(stderr, "usage: xenfs-scand --db DIR [--nice] "
+				"(started by the scanner, not by hand)\n");
+			return 1;
+		}
+	}
+	if (!dbdir[0] || fcntl(SOCK_FD, F_GETFD) < 0) {
+		fprintf(stderr, "xenfs-scand: started by the scanner plugin "
+			"and xenfs-scan only\n");
+		return 1;
+	}
+	(void)fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&rep, 0, sizeof(rep));
+	if ((cr = cl_init(CL_INIT_DEFAULT)) != CL_SUCCESS) {
+		fill_info(&rep);
+		rep.result = -EIO;
+		snprintf(rep.name, sizeof(rep.name), "cl_init: %s",
+			 cl_strerror(cr));
+		reply(&rep);
+		return 2;
+	}
+	if ((ch = engine_build(&engine, &sigs, err, sizeof(err))) < 0) {
+		fill_info(&rep);
+		rep.result = ch;
+		snprintf(rep.name, sizeof(rep.name), "%.450s", err);
+		reply(&rep);
+		return 2;
+	}
+	memset(&dbstat, 0, sizeof(dbstat));
+	(void)cl_statinidir(dbdir, &dbstat);
+	sandbox(nice);
+	fill_info(&rep);
+	rep.result = 0;
+	rep.id = 0;
+	snprintf(rep.name, sizeof(rep.name), "ready");
+	reply(&rep);
+
+	int64_t last_check = scan_now_ms();
+	for (;;) {
+		struct pollfd pfd = { SOCK_FD, POLLIN, 0 };
+		int pr = poll(&pfd, 1, RELOAD_CHECK_MS);
+
+		if (scan_now_ms() - last_check >= RELOAD_CHECK_MS) {
+			reload_check();
+			last_check = scan_now_ms();
+		}
+		if (pr > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+			serve_one();
+	}
+}
