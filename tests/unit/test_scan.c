@@ -255,10 +255,11 @@ static void test_actions(void **state)
 
 	/* a file replaced after the scan is not quarantined */
 	fd = write_file("bad4", "payload4", &st);
-	close(fd);
+	int fd2 = write_file("other4", "other", &st2);
+	char p2[4200];
 	snprintf(path, sizeof(path), "%s/bad4", exportdir);
-	unlink(path);
-	fd = write_file("bad4", "other", &st2);
+	snprintf(p2, sizeof(p2), "%s/other4", exportdir);
+	assert_int_equal(rename(p2, path), 0);
 	struct scan_hit h4 = { "vm1", "shared", "/bad4", "write", "Test.Sig",
 			       fd, &st };
 	det = scan_act(db, &p, root, &h4, &act);
@@ -266,6 +267,7 @@ static void test_actions(void **state)
 	assert_int_equal(act, ACT_BLOCK);	/* fell back */
 	assert_int_equal(access(path, F_OK), 0);
 	close(fd);
+	close(fd2);
 
 	close(root);
 	scan_db_close(db);
