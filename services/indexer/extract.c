@@ -259,8 +259,11 @@ static int helper_sandbox(int sock)
 				close(nul);
 		}
 	}
+#ifndef __SANITIZE_ADDRESS__	/* ASan reserves terabytes of shadow */
 	rl.rlim_cur = rl.rlim_max = 512u << 20;
-	(void)setrlimit(RLIMIT_AS, &rl);	/* best effort under ASan */
+	if (setrlimit(RLIMIT_AS, &rl) < 0)
+		return -1;
+#endif
 	rl.rlim_cur = rl.rlim_max = 0;
 	if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
 		return -1;
