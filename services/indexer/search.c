@@ -145,6 +145,8 @@ static int print_hit(const struct idx_hit *h, void *arg)
 				fputc('"', stdout);
 				free(s);
 			}
+		} else {
+			fputs(",\"snippet\":null", stdout);
 		}
 		fputs("}\n", stdout);
 	} else if (opt_null) {
