@@ -216,8 +216,10 @@ static int scan_fd(struct scanner *s, int rootfd, int fd,
 	t0 = scan_now_ms();
 	r = scand_scan(&s->sd, fd, sig, sizeof(sig), timeout_ms);
 	db_changed_check(s);
-	if (r == -EAGAIN || r == -EPIPE || r == -ETIMEDOUT || r == -EPROTO ||
-	    r == -ENOENT) {
+	if (r < 0 && r != -EIO) {
+		/* the engine cannot answer now (down, restarting, hung,
+		 * out of resources): retry, unless this file is the
+		 * cause every time */
 		if (r != -EAGAIN && same_ident(&id, &s->fail_id) &&
 		    ++s->fail_count >= FAIL_SKIP) {
 			plug_log(SCAN_LOG_ERR, "dom %s: %s:%s: cannot be "

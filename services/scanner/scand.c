@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 #define RELOAD_CHECK_MS	2000
 
 static struct cl_engine *engine;
+static char tmpdir[64];		/* private, ours after the drop */
 static struct cl_stat dbstat;
 static char dbdir[4096];
 static unsigned int sigs;
@@ -112,7 +114,21 @@ static int engine_build(struct cl_engine **out, unsigned int *nsigs,
 		snprintf(err, errlen, "cl_engine_new failed");
 		return -ENOMEM;
 	}
+	if (tmpdir[0] &&
+	    (r = cl_engine_set_str(e, CL_ENGINE_TMPDIR, tmpdir)) !=
+	    CL_SUCCESS) {
+		snprintf(err, errlen, "cannot set the engine's temporary "
+			 "directory: %s", cl_strerror(r));
+		cl_engine_free(e);
+		return -EINVAL;
+	}
 	r = cl_load(dbdir, e, nsigs, CL_DB_STDOPT);
+	if (r == CL_EOPEN) {
+		snprintf(err, errlen, "no ClamAV signature database in %.300s: "
+			 "run freshclam (or set [scan] database)", dbdir);
+		cl_engine_free(e);
+		return -ENOENT;
+	}
 	if (r != CL_SUCCESS) {
 		snprintf(err, errlen, "cannot load ClamAV database %.300s: %s "
 			 "(run freshclam)", dbdir, cl_strerror(r));
@@ -149,12 +165,44 @@ static void fill_info(struct scan_rep *rep)
 	snprintf(rep->engine, sizeof(rep->engine), "%s", cl_retver());
 }
 
+static void tmpdir_remove(void)
+{
+	/* libclamav removes its per-scan files; the directory is ours */
+	if (tmpdir[0])
+		(void)rmdir(tmpdir);
+}
+
+/*
+ * libclamav unpacks archives into temporary files: give it a directory
+ * of its own, made while we are root and handed to nobody, rather than
+ * the caller's TMPDIR (which nobody may not be able to write).
+ */
+static int tmpdir_make(void)
+{
+	struct passwd *pw;
+	const char *base = "/tmp";
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/xenfs-scand.XXXXXX", base);
+	if (mkdtemp(tmpdir) == NULL) {
+		tmpdir[0] = '\0';
+		return -1;
+	}
+	if (geteuid() == 0 && (pw = getpwnam("nobody")) != NULL &&
+	    chown(tmpdir, pw->pw_uid, pw->pw_gid) < 0) {
+		(void)rmdir(tmpdir);
+		tmpdir[0] = '\0';
+		return -1;
+	}
+	atexit(tmpdir_remove);
+	return 0;
+}
+
 static void reply(const struct scan_rep *rep)
 {
 	if (send(SOCK_FD, rep, sizeof(*rep), MSG_NOSIGNAL) !=
 	    (ssize_t)sizeof(*rep)) {
 		/* our client is gone: nothing left to do */
-		_exit(0);
+		exit(0);
 	}
 }
 
@@ -312,7 +360,11 @@ static void serve_one(void)
 	} else if (r == CL_CLEAN) {
 		rep.result = SCAN_CLEAN;
 	} else {
-		rep.result = -EIO;
+		/* trouble of ours (memory, temp files) is worth a retry;
+		 * anything else is about this file */
+		rep.result = r == CL_EMEM || r == CL_ETMPFILE ||
+			     r == CL_ETMPDIR || r == CL_ECREAT ||
+			     r == CL_EWRITE || r == CL_EDUP ? -EAGAIN : -EIO;
 		snprintf(rep.name, sizeof(rep.name), "%s", cl_strerror(r));
 	}
 out:
@@ -360,6 +412,14 @@ int main(int argc, char **argv)
 		rep.result = -EIO;
 		snprintf(rep.name, sizeof(rep.name), "cl_init: %s",
 			 cl_strerror(cr));
+		reply(&rep);
+		return 2;
+	}
+	if (tmpdir_make() < 0) {
+		fill_info(&rep);
+		rep.result = -EIO;
+		snprintf(rep.name, sizeof(rep.name), "cannot make a private "
+			 "temporary directory: %s", strerror(errno));
 		reply(&rep);
 		return 2;
 	}
