@@ -192,7 +192,7 @@ static int cmd_report(int argc, char **argv)
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
-	optind = 1;
+	optind = 0;	/* glibc: full re-initialisation (permute again) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': vm = optarg; break;
@@ -648,7 +648,7 @@ static int cmd_full(int argc, char **argv, const char *self)
 
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return EX_ERR;
-	optind = 1;
+	optind = 0;	/* glibc: full re-initialisation (permute again) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r': restart = 1; break;
@@ -746,6 +746,15 @@ static int cmd_full(int argc, char **argv, const char *self)
 	(void)scan_db_stat_add(f->db, "bytes", (int64_t)(f->bytes - bytes0));
 	(void)scan_db_stat_add(f->db, "cache_hits", (int64_t)f->hits);
 	(void)scan_db_stat_add(f->db, "full_scans", 1);
+	{
+		/* engine facts, for status when no plugin runs */
+		char v[64];
+		(void)scan_db_stat_set(f->db, "engine", f->sd.info.engine);
+		snprintf(v, sizeof(v), "%" PRIu64, f->sd.info.sigs);
+		(void)scan_db_stat_set(f->db, "sigs", v);
+		snprintf(v, sizeof(v), "%" PRId64, f->sd.info.db_time);
+		(void)scan_db_stat_set(f->db, "db_time", v);
+	}
 	printf("full scan of %s: %" PRIu64 " files, %.1f MB in %.1f s "
 	       "(%.1f MB/s), %" PRIu64 " from cache, %" PRIu64 " skipped, %"
 	       PRIu64 " errors, %" PRIu64 " infected\n", f->vm, f->files,

@@ -117,23 +117,39 @@ static int root_fd(struct scanner *s, const char *tag)
 	return fd;
 }
 
-/* Engine facts and counters to the stats table (once a second). */
+/*
+ * Counters to the stats table whenever there are some (one small
+ * transaction per batch or verdict), engine facts and rates once a
+ * second or when forced.
+ */
 static void stats_flush(struct scanner *s, int force)
 {
 	int64_t now = scan_now_ms();
+	struct counters zero = { 0 };
 	char v[64];
 
-	if (!force && now - s->last_flush_ms < 1000)
+	if (!force && now - s->last_flush_ms < 1000 &&
+	    !memcmp(&s->pend, &zero, sizeof(zero)))
 		return;
 	if (scan_db_exec(s->db, "BEGIN") < 0)
 		return;
-	scan_db_stat_add(s->db, "scans", s->pend.scans);
-	scan_db_stat_add(s->db, "cache_hits", s->pend.hits);
-	scan_db_stat_add(s->db, "bytes", s->pend.bytes);
-	scan_db_stat_add(s->db, "scan_us", s->pend.scan_us);
-	scan_db_stat_add(s->db, "errors", s->pend.errors);
-	scan_db_stat_add(s->db, "skipped", s->pend.skipped);
+	if (s->pend.scans)
+		scan_db_stat_add(s->db, "scans", s->pend.scans);
+	if (s->pend.hits)
+		scan_db_stat_add(s->db, "cache_hits", s->pend.hits);
+	if (s->pend.bytes)
+		scan_db_stat_add(s->db, "bytes", s->pend.bytes);
+	if (s->pend.scan_us)
+		scan_db_stat_add(s->db, "scan_us", s->pend.scan_us);
+	if (s->pend.errors)
+		scan_db_stat_add(s->db, "errors", s->pend.errors);
+	if (s->pend.skipped)
+		scan_db_stat_add(s->db, "skipped", s->pend.skipped);
 	memset(&s->pend, 0, sizeof(s->pend));
+	if (!force && now - s->last_flush_ms < 1000) {
+		(void)scan_db_exec(s->db, "COMMIT");
+		return;
+	}
 	scan_db_stat_set(s->db, "engine", s->sd.info.engine);
 	snprintf(v, sizeof(v), "%" PRIu64, s->sd.info.sigs);
 	scan_db_stat_set(s->db, "sigs", v);
@@ -196,6 +212,8 @@ static int scan_fd(struct scanner *s, int rootfd, int fd,
 	int64_t t0;
 	int r;
 
+	if (st->st_size == 0)
+		return SCAN_CLEAN;	/* nothing to match (O_TRUNC opens) */
 	scan_ident_of(&id, st);
 	if (scan_db_blocked(s->db, &id) == 1) {
 		s->pend.hits++;
