@@ -139,6 +139,9 @@ int bk_server_reload(char *err, size_t errlen)
 	}
 	bk_srv.cfg = ncfg;
 	bk_local_reload(ncfg);
+#ifdef XENFS_HAVE_XEN
+	bk_xen_reload(ncfg);
+#endif
 	bk_conns_reload(ncfg);
 	bk_control_reload(ncfg);
 	/* Nothing keeps pointers into the old config past the hooks above:
@@ -292,6 +295,11 @@ int main(int argc, char **argv)
 		       cfg->global.control_socket : "?");
 	if (bk_local_start(cfg) < 0)
 		fatalx("cannot listen on the local sockets");
+#ifdef XENFS_HAVE_XEN
+	/* 0 also when this is not a Xen dom0: the transport is then off */
+	if (bk_xen_start(cfg) < 0)
+		fatalx("cannot start the Xen transport");
+#endif
 	log_info("xenfsd %s started (config %s, %zu export%s, %zu "
 		 "domain%s)", XENFS_VERSION, config_path, cfg->nexports,
 		 cfg->nexports == 1 ? "" : "s", cfg->ndomains,
@@ -301,6 +309,9 @@ int main(int argc, char **argv)
 
 	/* stop accepting, then stop every guest, then the services */
 	bk_local_stop();
+#ifdef XENFS_HAVE_XEN
+	bk_xen_stop();
+#endif
 	bk_conns_stop_all("shutting down");
 	bk_control_stop();
 	bk_stream_stop();

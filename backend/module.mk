@@ -8,6 +8,18 @@ xenfsd_SRCS = backend/main.c backend/loop.c backend/conn.c \
 xenfsd_INSTALL := sbin
 MAN_PAGES += docs/xenfsd.8
 
+# The Xen acceptor (backend/xen.c) links the Xen libraries; it is built in
+# only when lib/xen.mk provides the Xen transport.  main.c learns of it
+# through XENFS_HAVE_XEN.
+ifneq ($(wildcard backend/xen.c),)
+ifdef LIBXENFS_XEN
+xenfsd_SRCS += backend/xen.c
+$(O)/obj/backend/main.o: CPPFLAGS += -DXENFS_HAVE_XEN
+xenfsd_LIBS += $(XEN_LINK)
+$(O)/bin/xenfsd: $(LIBXENFS_XEN)
+endif
+endif
+
 # request framing of conn.c against a fake region in ordinary memory
 UNIT_TESTS += test_conn
 test_conn_SRCS := tests/unit/test_conn.c backend/conn_frame.c
