@@ -701,7 +701,7 @@ static int cmd_full(int argc, char **argv, const char *self)
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	f->tty = isatty(2);
-	if (load_resume(f, restart) && !f->quiet)
+	if (load_resume(f, restart))
 		fprintf(stderr, "xenfs-scan: resuming the full scan of %s "
 			"after %s\n", f->vm, f->resume_path);
 	f->rootfd = -1;
