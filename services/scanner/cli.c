@@ -336,6 +336,8 @@ struct full {
 	int64_t t0_ms, last_ckpt_ms, last_bar_ms;
 	int counting;
 	int failed;
+	char last_done[4096];		/* last file handled, for a checkpoint */
+	int last_ex;
 };
 
 static volatile sig_atomic_t stop_req;
@@ -376,12 +378,12 @@ static int before_resume(const struct full *f, const char *path)
 	return pathcmp(path, f->resume_path) <= 0;
 }
 
-static void checkpoint(struct full *f, const char *path, int done)
+static void checkpoint(struct full *f, int ex, const char *path, int done)
 {
 	sqlite3_stmt *st;
 	char last[4200];
 
-	snprintf(last, sizeof(last), "%d\t%s", f->exidx, path);
+	snprintf(last, sizeof(last), "%d\t%s", ex, path);
 	if (sqlite3_prepare_v2(f->db, "UPDATE fullscan SET updated=?2, "
 			       "last=?3, files=?4, bytes=?5, found=?6, "
 			       "done=?7 WHERE vm=?1", -1, &st, NULL) !=
@@ -498,8 +500,10 @@ static void visit_file(struct full *f, int dfd, const char *name,
 	}
 	close(fd);
 ckpt:
+	snprintf(f->last_done, sizeof(f->last_done), "%s", path);
+	f->last_ex = f->exidx;
 	if (scan_now_ms() - f->last_ckpt_ms >= 2000) {
-		checkpoint(f, path, 0);
+		checkpoint(f, f->last_ex, f->last_done, 0);
 		f->last_ckpt_ms = scan_now_ms();
 	}
 	bar(f, 0);
@@ -718,7 +722,8 @@ static int cmd_full(int argc, char **argv, const char *self)
 	bar(f, 1);
 	sec = (double)(scan_now_ms() - f->t0_ms) / 1000.0;
 	if (stop_req || f->failed) {
-		checkpoint(f, f->resume_path, 0);
+		if (f->last_done[0])
+			checkpoint(f, f->last_ex, f->last_done, 0);
 		fprintf(stderr, "xenfs-scan: %s: progress saved; run it again "
 			"to resume\n", f->failed ? f->sd.info.name :
 			"interrupted");
