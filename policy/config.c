@@ -251,6 +251,12 @@ static const struct cfg_key cfg_keys[] = {
 	{ M(S_SNAPSHOT), "chunk-avg", T_SIZE, 4 * K, 64 * MB, NULL,
 	  "64K", false, true, F_NONE,
 	  "average chunk size of the deduplicating store" },
+	{ M(S_SNAPSHOT), "hook", T_PATH, 0, 0, NULL,
+	  NULL, false, true, F_NONE,
+	  "program run as HOOK pre|post DOMAIN around the freeze" },
+	{ M(S_SNAPSHOT), "freeze-copy-max", T_SIZE, 0, UINT64_MAX, NULL,
+	  "64M", false, true, F_NONE,
+	  "bytes a snapshot may copy while the domain is frozen" },
 };
 
 #define NKEYS	(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
