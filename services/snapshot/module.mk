@@ -1,0 +1,15 @@
+# services/snapshot/: xenfs-snapshot, consistent incremental snapshots of
+# a domain's exports into a deduplicating repository (docs/snapshot.md).
+SNAP_SRCS := services/snapshot/repo.c services/snapshot/capture.c \
+	services/snapshot/restore.c services/snapshot/prune.c
+
+PROGRAMS += xenfs-snapshot
+xenfs-snapshot_SRCS := services/snapshot/main.c $(SNAP_SRCS) \
+	policy/config.c policy/policy.c
+xenfs-snapshot_LIBS := -lsqlite3 -lzstd -lcrypto
+xenfs-snapshot_INSTALL := sbin
+MAN_PAGES += docs/xenfs-snapshot.8
+
+UNIT_TESTS += test_snap
+test_snap_SRCS := tests/unit/test_snap.c $(SNAP_SRCS)
+test_snap_LIBS := -lsqlite3 -lzstd -lcrypto -lcmocka
