@@ -16,6 +16,9 @@
  * an interrupted scan resumes after it), at idle CPU and I/O priority,
  * handing each file to its own xenfs-scand (unprivileged, see scand.c).
  *
+ * XENFS_SCAN_TEST_DELAY_MS=N in the environment makes `full` sleep N ms
+ * per file: only for the test of an interrupted scan.
+ *
  * Threads: one.  Trust: paths and signature names in the database are
  * guest-chosen or engine-provided text: escaped on the terminal, JSON
  * escaped in --json.  The export walk never follows symlinks.
@@ -338,6 +341,7 @@ struct full {
 	int failed;
 	char last_done[4096];		/* last file handled, for a checkpoint */
 	int last_ex;
+	int test_delay_ms;
 };
 
 static volatile sig_atomic_t stop_req;
@@ -500,6 +504,8 @@ static void visit_file(struct full *f, int dfd, const char *name,
 	}
 	close(fd);
 ckpt:
+	if (f->test_delay_ms > 0)
+		usleep((useconds_t)f->test_delay_ms * 1000);
 	snprintf(f->last_done, sizeof(f->last_done), "%s", path);
 	f->last_ex = f->exidx;
 	if (scan_now_ms() - f->last_ckpt_ms >= 2000) {
@@ -705,6 +711,8 @@ static int cmd_full(int argc, char **argv, const char *self)
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	f->tty = isatty(2);
+	if (getenv("XENFS_SCAN_TEST_DELAY_MS"))
+		f->test_delay_ms = atoi(getenv("XENFS_SCAN_TEST_DELAY_MS"));
 	if (load_resume(f, restart))
 		fprintf(stderr, "xenfs-scan: resuming the full scan of %s "
 			"after %s\n", f->vm, f->resume_path);

@@ -116,13 +116,15 @@ grep -q "200 files.* 142 from cache" "$W/out" || xf_fail "cache not used: $(cat 
 scan full vm1 --quiet >"$W/out"
 grep -q "200 files.* 200 from cache" "$W/out" || xf_fail "cache not used: $(cat "$W/out")"
 
-# ---- interrupted (SIGINT): progress saved, the next run resumes ----
+# ---- interrupted: progress saved, the next run resumes ----
 mkdir -p "$W/shared/q"
 for i in $(seq 3000); do echo "more $i" >"$W/shared/q/m$i"; done
-scan full vm1 --quiet --no-nice >"$W/out" 2>"$W/err" &
+# (a background job of a script ignores SIGINT: stop it with SIGTERM)
+XENFS_SCAN_TEST_DELAY_MS=1 "$BIN/xenfs-scan" -c "$C" full vm1 --quiet \
+	--no-nice >"$W/out" 2>"$W/err" &
 fp=$!
 sleep 0.5
-kill -INT "$fp"
+kill -TERM "$fp"
 wait "$fp"; rc=$?
 if [ "$rc" = 3 ]; then
 	grep -q "interrupted: progress saved" "$W/err" || xf_fail "interrupt message"
