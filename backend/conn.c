@@ -48,6 +48,7 @@
  * backend still links against an fs layer that predates it: conn.c
  * refuses the changing opcodes itself in any case. */
 #pragma weak fs_session_set_readonly
+#pragma weak fs_session_flush_events
 
 struct bk_queue;
 
@@ -854,6 +855,16 @@ int bk_domain_freeze(const char *domain, int timeout_ms, char *err,
 			if (r < 0)
 				snprintf(err, errlen, "domain %s: changes "
 					 "still in flight", domain);
+		}
+		/* open files written since their last MODIFY get one now,
+		 * before control.c appends the freeze record */
+		for (i = 0; i < n && r == 0 && fs_session_flush_events; i++) {
+			struct bk_conn *c = v[i];
+
+			pthread_mutex_lock(&c->lock);
+			if (!atomic_load(&c->stopping) && c->fs)
+				fs_session_flush_events(c->fs);
+			pthread_mutex_unlock(&c->lock);
 		}
 		if (r < 0) {
 			pthread_mutex_lock(&conns_lock);

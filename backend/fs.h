@@ -107,6 +107,15 @@ struct fs_stats {
 };
 void fs_session_stats(struct fs_session *s, struct fs_stats *st);
 
+/*
+ * Emit one MODIFY event for every open file written since its last one.
+ * xenfsd calls it once a domain is frozen and drained, so that the
+ * stream's freeze record follows every content change of the domain,
+ * even of files the guest keeps open for writing (logs, databases), which
+ * otherwise get their MODIFY only at flush or release.  Any thread.
+ */
+void fs_session_flush_events(struct fs_session *s);
+
 /* True for opcodes that change the export (used by freeze admission). */
 int fs_opcode_mutates(uint32_t opcode);
 

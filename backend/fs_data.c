@@ -165,6 +165,40 @@ void fs_file_modified(struct fs_session *s, struct fs_file *f)
 		fs_event_fd(s, FS_EV_MODIFY, 0, f->fd, NULL, NULL);
 }
 
+void fs_session_flush_events(struct fs_session *s)
+{
+	struct fs_file **v = NULL, **nv;
+	size_t i, n = 0, cap = 0;
+
+	pthread_mutex_lock(&s->flock);
+	for (i = 0; i < s->files.nb; i++) {
+		struct fs_hnode *hn;
+
+		for (hn = s->files.b[i]; hn != NULL; hn = hn->next) {
+			struct fs_file *f = fs_container_of(hn,
+			    struct fs_file, hn);
+
+			if (f->is_dir || !atomic_load(&f->written))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				nv = realloc(v, cap * sizeof(*v));
+				if (nv == NULL)
+					break;	/* the rest at release */
+				v = nv;
+			}
+			f->refs++;
+			v[n++] = f;
+		}
+	}
+	pthread_mutex_unlock(&s->flock);
+	for (i = 0; i < n; i++) {
+		fs_file_modified(s, v[i]);
+		fs_file_put(s, v[i]);
+	}
+	free(v);
+}
+
 static uint32_t reply_open(struct fs_req *req, uint64_t fh)
 {
 	struct fuse_open_out o;
