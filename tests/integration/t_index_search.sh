@@ -88,12 +88,14 @@ want="vm1:/docs/Bill-2024.txt"; within2 hasnt Bill-2024
 mkdir "$W/m1s/big"
 for i in $(seq 1 300); do : >"$W/m1s/big/item$i"; done
 want="vm1:/big/item300"; within2 has item300
+crawls=$(grep -c 'full crawl' "$W/services.log")
 mv "$W/m1s/big" "$W/m1s/moved"
 want="vm1:/moved/item300"; within2 has --vm vm1 item300
 want="vm1:/moved/item17"; within2 has --vm vm1 -b item17
 n=$(S -c --vm vm1 --path '/moved/*' item) || xf_fail "count"
 xf_assert_eq "$n" 300 "entries under /moved"
 want="vm1:/big/item300"; never hasnt item300
+xf_assert_eq "$(grep -c 'full crawl' "$W/services.log")" "$crawls" "crawls after a directory rename"
 # modify: new content replaces the old
 echo "fresh words aardvark" >"$W/m1s/archive/Bill-2024.txt"
 want="vm1:/archive/Bill-2024.txt: fresh words aardvark"
