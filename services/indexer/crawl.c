@@ -238,6 +238,37 @@ fail:
 	return r;
 }
 
+/*
+ * Open a file for reading only if it is a regular file.  The guest can
+ * swap the name for a device node or a FIFO between our lstat and the
+ * open, and opening a device can have side effects, so the name is
+ * resolved to an O_PATH descriptor first, checked, and only that inode
+ * is reopened (through /proc/self/fd).  fd or -errno.
+ */
+static int open_regular(int rootfd, const char *path)
+{
+	char proc[64];
+	struct stat sb;
+	int pfd, fd;
+
+	pfd = idx_open_beneath(rootfd, path, O_PATH);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(pfd);
+		return -EINVAL;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOATIME |
+		  O_CLOEXEC);
+	if (fd < 0 && errno == EPERM)
+		fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(pfd);
+	return fd;
+}
+
 int idx_content_step(struct idx *idx, int max, int budget_ms)
 {
 	struct job { int64_t id; char tag[256]; char *path; } *jobs;
@@ -277,13 +308,7 @@ int idx_content_step(struct idx *idx, int max, int budget_ms)
 		if (now_ms() >= end && i > 0)
 			break;
 		if (ex && ex->rootfd >= 0)
-			fd = idx_open_beneath(ex->rootfd, jobs[i].path,
-					      O_RDONLY | O_NONBLOCK |
-					      O_NOCTTY | O_NOATIME);
-		if (fd == -EPERM && ex)
-			fd = idx_open_beneath(ex->rootfd, jobs[i].path,
-					      O_RDONLY | O_NONBLOCK |
-					      O_NOCTTY);
+			fd = open_regular(ex->rootfd, jobs[i].path);
 		if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
 		    (uint64_t)sb.st_size <= idx->max_text) {
 			r = ext_extract(&idx->ext, fd, idx->max_text, &text,

@@ -67,6 +67,16 @@ want="vm1:/private/blob.bin"; never hasnt --size -100k blob
 want="vm1:/private/zebra.dat"; within2 has zebra
 want="vm1:/private/zebra.dat"; never hasnt --content zebra           # binary: no text
 
+# a text file larger than [index] max-text-size: name and metadata only
+{ echo "hugeword"; head -c 70000 /dev/zero | tr '\0' 'a'; echo; } >"$W/m1h/big.txt"
+want="vm1:/big.txt"; within2 has --size +64k big.txt
+want="vm1:/big.txt"; never hasnt --content hugeword
+# dom0 writing straight into the export (the stream's dom0 watcher)
+echo "written on the host by dom0" >"$W/shared/from-dom0.txt"
+want="vm2:/from-dom0.txt"; within2 has --vm vm2 from-dom0
+want="vm2:/from-dom0.txt: written on the host by dom0"
+within2 has --vm vm2 --content host
+
 # vm2 writes to its own export via a rw mount of home? vm2 is ro on
 # shared; give it a write through vm1's view of shared instead and check
 # vm2 finds it (the access list decides who sees what)
