@@ -508,8 +508,12 @@ ckpt:
 		usleep((useconds_t)f->test_delay_ms * 1000);
 	snprintf(f->last_done, sizeof(f->last_done), "%s", path);
 	f->last_ex = f->exidx;
-	if (scan_now_ms() - f->last_ckpt_ms >= 2000) {
+	if (scan_now_ms() - f->last_ckpt_ms >= 1000) {
+		/* one transaction a second: verdicts and the checkpoint
+		 * become durable together; the plugin may write between */
 		checkpoint(f, f->last_ex, f->last_done, 0);
+		(void)scan_db_exec(f->db, "COMMIT");
+		(void)scan_db_exec(f->db, "BEGIN IMMEDIATE");
 		f->last_ckpt_ms = scan_now_ms();
 	}
 	bar(f, 0);
@@ -726,12 +730,14 @@ static int cmd_full(int argc, char **argv, const char *self)
 		f->total_files += f->files;
 	}
 	f->t0_ms = scan_now_ms();
+	(void)scan_db_exec(f->db, "BEGIN IMMEDIATE");
 	walk_exports(f);
 	bar(f, 1);
 	sec = (double)(scan_now_ms() - f->t0_ms) / 1000.0;
 	if (stop_req || f->failed) {
 		if (f->last_done[0])
 			checkpoint(f, f->last_ex, f->last_done, 0);
+		(void)scan_db_exec(f->db, "COMMIT");
 		fprintf(stderr, "xenfs-scan: %s: progress saved; run it again "
 			"to resume\n", f->failed ? f->sd.info.name :
 			"interrupted");
@@ -739,6 +745,7 @@ static int cmd_full(int argc, char **argv, const char *self)
 		goto out;
 	}
 	/* the last position: mark done */
+	(void)scan_db_exec(f->db, "COMMIT");
 	{
 		sqlite3_stmt *st;
 		if (sqlite3_prepare_v2(f->db, "UPDATE fullscan SET done=1, "

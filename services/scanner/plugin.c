@@ -34,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,7 +94,33 @@ struct scanner {
 	struct scan_ident fail_id;
 	int fail_count;
 	int verdict_ms;
+	int bg;			/* background priority in force */
 };
+
+/*
+ * Scanning after a write is background work: the guests' own I/O comes
+ * first, so while on_event scans, this process and the engine run at
+ * nice 19 and idle I/O priority; an on-open verdict (a guest waits)
+ * brings both back to normal first.  Root may raise priority again
+ * (CAP_SYS_NICE); without it we simply stay where we are.
+ */
+static void prio_set(struct scanner *s, int bg)
+{
+	int nice = bg ? 19 : 0;
+	/* ioprio_set(IOPRIO_WHO_PROCESS, pid, class << 13): 3 idle,
+	 * 2 best-effort (level 4, the default) */
+	long io = bg ? 3L << 13 : (2L << 13) | 4;
+
+	if (s->bg == bg)
+		return;
+	s->bg = bg;
+	(void)setpriority(PRIO_PROCESS, 0, nice);
+	(void)syscall(SYS_ioprio_set, 1, 0, io);
+	if (s->sd.fd >= 0 && s->sd.pid > 0) {
+		(void)setpriority(PRIO_PROCESS, (id_t)s->sd.pid, nice);
+		(void)syscall(SYS_ioprio_set, 1, s->sd.pid, io);
+	}
+}
 
 static int root_fd(struct scanner *s, const char *tag)
 {
@@ -323,12 +351,17 @@ static int sc_on_event(void *state, const struct xenfs_event *const *batch,
 	struct scanner *s = state;
 	int r = 0;
 
+	if (!s->pol.on_write) {
+		s->last_seq = batch[n - 1]->seq;
+		return 0;
+	}
+	prio_set(s, 1);
+	/* one transaction per batch, not one per statement */
+	int txn = scan_db_exec(s->db, "BEGIN IMMEDIATE") == 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const struct xenfs_event *ev = batch[i];
 		const char *path = ev->path;
 
-		if (!s->pol.on_write)
-			break;
 		switch (ev->op) {
 		case XENFS_EV_CREATE:
 		case XENFS_EV_MODIFY:
@@ -347,6 +380,9 @@ static int sc_on_event(void *state, const struct xenfs_event *const *batch,
 	}
 	if (r == 0 && n)
 		s->last_seq = batch[n - 1]->seq;
+	/* what was scanned stays scanned, even if the batch comes again */
+	if (txn && scan_db_exec(s->db, "COMMIT") < 0)
+		r = -EIO;
 	stats_flush(s, r != 0);
 	return r;
 }
@@ -372,6 +408,7 @@ static int sc_verdict(void *state, const struct xenfs_verdict_req *req)
 	}
 	if (!s->pol.on_open || req->fd < 0)
 		return XENFS_VERDICT_ALLOW;
+	prio_set(s, 0);		/* a guest is waiting */
 	if (scan_policy_excluded(&s->pol, req->path) ||
 	    req->size > s->pol.max_size)
 		return XENFS_VERDICT_ALLOW;
