@@ -30,6 +30,7 @@
 #define DEFAULT_CONFIG	XENFS_SYSCONFDIR "/xenfs/xenfs.conf"
 
 static int opt_count, opt_null, opt_json, opt_color;
+static char *vm_names[256];		/* --vm arguments */
 static long hits_printed;
 
 static void usage(FILE *f)
@@ -442,8 +443,7 @@ int main(int argc, char **argv)
 
 	memset(&q, 0, sizeof(q));
 	*err = '\0';
-	if (!(q.vms = calloc((size_t)argc, sizeof(*q.vms))))
-		return 2;
+	q.vms = vm_names;
 	while ((ch = getopt_long(argc, argv, "ibrAcl:0C:h", opts,
 				 NULL)) != -1) {
 		switch (ch) {
@@ -466,6 +466,10 @@ int main(int argc, char **argv)
 		case O_VM:
 			if (!idx_valid_name(optarg)) {
 				fprintf(stderr, "xenfs-search: bad VM name\n");
+				return 2;
+			}
+			if (q.nvms == sizeof(vm_names) / sizeof(vm_names[0])) {
+				fprintf(stderr, "xenfs-search: too many --vm\n");
 				return 2;
 			}
 			q.vms[q.nvms++] = optarg;
@@ -546,7 +550,6 @@ int main(int argc, char **argv)
 	r = idx_query_run(db, &q, print_hit, NULL, err, sizeof(err));
 	sqlite3_close(db);
 	xf_config_free(cfg);
-	free(q.vms);
 	if (r == -EUCLEAN)
 		die_db(dbpath, err);
 	if (r < 0) {
