@@ -191,10 +191,10 @@ static const struct cfg_key cfg_keys[] = {
 	/* [domain NAME], scanner overrides */
 	{ M(S_DOMAIN), "scan-action", T_ENUM, 0, 0, "log|block|quarantine",
 	  NULL, false, true, F_NONE,
-	  "(reserved) this domain's [scan] action" },
+	  "this domain's [scan] action (the scanner applies it)" },
 	{ M(S_DOMAIN), "scan-fail", T_ENUM, 0, 0, "open|closed",
 	  NULL, false, true, F_NONE,
-	  "(reserved) this domain's [scan] fail" },
+	  "this domain's [scan] fail (xenfsd applies it)" },
 
 	/* [services] */
 	{ M(S_SERVICES), "plugins", T_WORDS, 0, 0, NULL,
