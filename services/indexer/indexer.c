@@ -146,14 +146,30 @@ static int exports_sync(struct indexer *ix, int force)
 	for (size_t i = 0; i < cfg->nexports && r == 0; i++) {
 		const struct xf_export *e = &cfg->exports[i];
 
+		const char *why = force ? "database rebuilt" : NULL;
+		int moved = 0;
+
 		access_text(e, acc, sizeof(acc));
 		idx_vms_of(acc, doms, cfg->ndomains, vms, sizeof(vms));
+		/* the same tag on another host directory is another tree */
+		rc = sqlite3_prepare_v2(ix->idx.db, "SELECT 1 FROM exports"
+					" WHERE tag = ?1 AND hostpath IS NOT"
+					" ?2", -1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, e->tag, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, e->path, -1, SQLITE_STATIC);
+			moved = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+		}
 		r = idx_export_put(&ix->idx, e->tag, e->path, acc, vms);
-		if (r == 0 && (force || idx_export_state(&ix->idx, e->tag,
+		if (r == 0 && !why && (idx_export_state(&ix->idx, e->tag,
 				state, sizeof(state)) <= 0 ||
-			       !strcmp(state, "new")))
-			crawl_export(ix, e->tag, force ? "database rebuilt" :
-				     "first time seen");
+				       !strcmp(state, "new")))
+			why = "first time seen";
+		if (r == 0 && !why && moved)
+			why = "its host path changed";
+		if (r == 0 && why)
+			crawl_export(ix, e->tag, why);
 	}
 	free(doms);
 	/* exports gone from the config: their entries go too */
