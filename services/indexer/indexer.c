@@ -484,6 +484,12 @@ static int apply(struct indexer *ix, const struct xenfs_event *ev)
 
 	if (!*tag || !idx_export_find(idx, tag) || ev->path[0] != '/')
 		return 0;	/* not an export we index */
+	/* the export root itself is never created, moved or removed by a
+	 * file operation: do not let such a record wipe the export */
+	if ((!strcmp(ev->path, "/") || !strcmp(ev->path2, "/")) &&
+	    ev->op != XENFS_EV_SETATTR && ev->op != XENFS_EV_XATTR &&
+	    ev->op != XENFS_EV_MODIFY)
+		return 0;
 	gen = idx_export_gen(idx, tag);
 	switch (ev->op) {
 	case XENFS_EV_CREATE:
