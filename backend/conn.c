@@ -21,6 +21,14 @@
  *    domains.  Lock order: conns_lock is never held while taking c->lock.
  *  - A worker that finds the connection broken queues c->stop_node to
  *    the main loop, which stops the connection; workers never free.
+ *  - Freeze: a changing request of a frozen domain is parked on its
+ *    queue's private list (arguments copied, buffer kept in flight) and
+ *    the worker goes on serving the ring; a later request on the same
+ *    inode is parked behind it.  After thaw the worker runs the parked
+ *    requests in order before taking new ones.  FUSE allows requests
+ *    that are outstanding together to complete in any order (a
+ *    multi-threaded libfuse server does the same), so this only reorders
+ *    what the kernel already treats as concurrent.
  *
  * Trust boundary: the rings and buffers are written by the guest at any
  * time.  Framing checks live in conn_frame.c (see conn_i.h); a framing
@@ -60,6 +68,16 @@ struct bk_slot {
 	uint8_t mutating;	/* counted in c->inflight_mut */
 };
 
+/* A request held while its domain is frozen (worker-private list). */
+struct bk_parked {
+	struct bk_parked *next;
+	struct fs_req req;		/* arg points to arg[] below */
+	uint64_t id;
+	uint32_t slot;
+	int mutating;
+	uint8_t arg[];
+};
+
 struct bk_queue {
 	struct bk_conn *c;
 	uint32_t idx;
@@ -69,6 +87,8 @@ struct bk_queue {
 	pthread_t thread;
 	int started;
 	struct bk_slot slots[CONN_MAX_SLOTS];
+	struct bk_parked *park_head;	/* worker only */
+	struct bk_parked *park_tail;
 };
 
 struct bk_conn {
@@ -290,8 +310,40 @@ static int ro_refuses(const struct fs_req *req)
 	}
 }
 
-static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
-			   uint64_t id, uint32_t slot)
+/*
+ * Freeze admission of a changing request: 1 admitted (counted in
+ * inflight_mut), 0 frozen (the caller parks it).  Checked and counted
+ * under one lock so that a freeze that saw inflight_mut == 0 cannot be
+ * overtaken by a change.
+ */
+static int queue_admit(struct bk_conn *c)
+{
+	int ok;
+
+	pthread_mutex_lock(&c->lock);
+	ok = !c->frozen || atomic_load(&c->stopping);
+	if (ok)
+		c->inflight_mut++;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static int conn_is_frozen(struct bk_conn *c)
+{
+	int f;
+
+	pthread_mutex_lock(&c->lock);
+	f = c->frozen;
+	pthread_mutex_unlock(&c->lock);
+	return f;
+}
+
+/*
+ * Run one decoded request.  admitted: 1 if it changes the export and was
+ * counted by queue_admit() (the reply's posting uncounts it).
+ */
+static void queue_run(struct bk_queue *q, struct fs_req *req, uint64_t id,
+		      uint32_t slot, int admitted)
 {
 	struct bk_conn *c = q->c;
 	struct bk_slot *t = &q->slots[slot];
@@ -300,19 +352,9 @@ static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
 	t->q = q;
 	t->id = id;
 	t->slot = slot;
-	t->mutating = 0;
-	if (fs_opcode_mutates(req->in.opcode)) {
-		/* Freeze admission: hold changes (in order: this queue waits)
-		 * until thaw; non-changing requests of other queues flow. */
-		pthread_mutex_lock(&c->lock);
-		while (c->frozen && !atomic_load(&c->stopping))
-			pthread_cond_wait(&c->cond, &c->lock);
-		c->inflight_mut++;
-		pthread_mutex_unlock(&c->lock);
-		t->mutating = 1;
-	}
+	t->mutating = admitted;
 	req->token = t;
-	if (t->mutating && atomic_load(&c->stopping))
+	if (admitted && atomic_load(&c->stopping))
 		/* released by a stop while frozen: never let it through */
 		r = reply_error(req->out, req->in.unique, -EIO);
 	else if (atomic_load(&c->readonly) && ro_refuses(req))
@@ -330,6 +372,117 @@ static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
 	queue_post(q, slot, r);
 }
 
+/*
+ * Park a request while the domain is frozen: its arguments are copied
+ * (the worker's private buffer is reused), its buffer stays in flight.
+ * Returns 0, or -ENOMEM (the caller then waits for thaw instead).
+ */
+static int queue_park(struct bk_queue *q, const struct fs_req *req,
+		      uint64_t id, uint32_t slot, int mutating)
+{
+	struct bk_parked *pk = malloc(sizeof(*pk) + req->arglen);
+
+	if (!pk)
+		return -ENOMEM;
+	pk->next = NULL;
+	pk->req = *req;
+	memcpy(pk->arg, req->arg, req->arglen);
+	pk->req.arg = pk->arg;
+	pk->id = id;
+	pk->slot = slot;
+	pk->mutating = mutating;
+	if (q->park_tail)
+		q->park_tail->next = pk;
+	else
+		q->park_head = pk;
+	q->park_tail = pk;
+	return 0;
+}
+
+/* A later request touching an inode a parked one touches waits behind it,
+ * so per-inode order is kept (a RELEASE never overtakes its WRITE). */
+static int queue_parked_node(const struct bk_queue *q, uint64_t nodeid)
+{
+	const struct bk_parked *pk;
+
+	for (pk = q->park_head; pk; pk = pk->next)
+		if (pk->req.in.nodeid == nodeid)
+			return 1;
+	return 0;
+}
+
+/* Run parked requests in order while the domain is not frozen. */
+static void queue_unpark(struct bk_queue *q)
+{
+	struct bk_conn *c = q->c;
+	struct bk_parked *pk;
+	int admitted;
+
+	while ((pk = q->park_head) && !atomic_load(&c->stopping)) {
+		admitted = 0;
+		if (pk->mutating) {
+			if (!queue_admit(c))
+				return;		/* frozen again */
+			admitted = 1;
+		}
+		q->park_head = pk->next;
+		if (!q->park_head)
+			q->park_tail = NULL;
+		queue_run(q, &pk->req, pk->id, pk->slot, admitted);
+		free(pk);
+	}
+}
+
+/* At worker exit: answer what is still parked with EIO. */
+static void queue_park_flush(struct bk_queue *q)
+{
+	struct bk_parked *pk;
+
+	while ((pk = q->park_head)) {
+		q->park_head = pk->next;
+		q->slots[pk->slot].id = pk->id;
+		q->slots[pk->slot].mutating = 0;
+		queue_post(q, pk->slot,
+			   reply_error(pk->req.out, pk->req.in.unique, -EIO));
+		free(pk);
+	}
+	q->park_tail = NULL;
+}
+
+/*
+ * Freeze admission for one new request.  Changing requests of a frozen
+ * domain are parked, not waited for, so the queue keeps serving reads
+ * (and the FLUSH of a process exiting while frozen) meanwhile; a request
+ * on an inode with parked requests is parked behind them.
+ */
+static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
+			   uint64_t id, uint32_t slot)
+{
+	struct bk_conn *c = q->c;
+	int mutating = fs_opcode_mutates(req->in.opcode);
+
+	if (q->park_head && queue_parked_node(q, req->in.nodeid) &&
+	    queue_park(q, req, id, slot, mutating) == 0)
+		return;
+	if (!mutating) {
+		queue_run(q, req, id, slot, 0);
+		return;
+	}
+	if (queue_admit(c)) {
+		queue_run(q, req, id, slot, 1);
+		return;
+	}
+	if (queue_park(q, req, id, slot, 1) == 0)
+		return;
+	/* out of memory: hold this queue until thaw instead */
+	pthread_mutex_lock(&c->lock);
+	while (c->frozen && !atomic_load(&c->stopping))
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->inflight_mut++;
+	pthread_mutex_unlock(&c->lock);
+	queue_run(q, req, id, slot, 1);
+}
+
 /* Handle what the ring holds.  0, or -EPROTO (connection broken). */
 static int queue_drain(struct bk_queue *q)
 {
@@ -341,6 +494,8 @@ static int queue_drain(struct bk_queue *q)
 	int r;
 
 	while (!atomic_load(&c->stopping)) {
+		if (q->park_head && !conn_is_frozen(c))
+			queue_unpark(q);
 		/* under q->lock: xf_bring_get reads rsp_prod_pvt and the
 		 * bitmap is shared with fs_complete() posters */
 		pthread_mutex_lock(&q->lock);
@@ -374,7 +529,8 @@ static void *queue_worker(void *arg)
 		/* re-arm req_event; requests that raced in are drained now */
 		if (xf_bring_final_check(&q->ring))
 			continue;
-		r = poll(pfd, 2, 1000);
+		/* parked requests: look for a thaw every 10 ms */
+		r = poll(pfd, 2, q->park_head ? 10 : 1000);
 		if (r < 0 && errno != EINTR) {
 			log_warn("dom %s: queue %u: poll", c->domain, q->idx);
 			conn_break(c, q->idx, "cannot wait for the doorbell");
@@ -387,6 +543,7 @@ static void *queue_worker(void *arg)
 			break;
 		}
 	}
+	queue_park_flush(q);
 	return NULL;
 }
 
