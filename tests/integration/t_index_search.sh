@@ -106,6 +106,23 @@ n=$(S -c --vm vm1 --path '/moved/*' item) || xf_fail "count"
 xf_assert_eq "$n" 300 "entries under /moved"
 want="vm1:/big/item300"; never hasnt item300
 xf_assert_eq "$(grep -c 'full crawl' "$W/services.log")" "$crawls" "crawls after a directory rename"
+# RENAME_EXCHANGE swaps two subtrees; a hard link is a second name
+if [ -x "$BIN/xf-renameat2" ]; then
+	mkdir -p "$W/m1s/xa" "$W/m1s/xb"
+	: >"$W/m1s/xa/alpha-only"
+	: >"$W/m1s/xb/beta-only"
+	want="vm1:/xb/beta-only"; within2 has beta-only
+	"$BIN/xf-renameat2" --exchange "$W/m1s/xa" "$W/m1s/xb" || xf_fail "exchange"
+	want="vm1:/xa/beta-only"; within2 has --vm vm1 beta-only
+	want="vm1:/xb/alpha-only"; within2 has --vm vm1 alpha-only
+	want="vm1:/xa/alpha-only"; never hasnt --vm vm1 alpha-only
+fi
+ln "$W/m1s/for-vm2.txt" "$W/m1s/hardlink-name"
+want="vm1:/hardlink-name"; within2 has hardlink-name
+rm "$W/m1s/for-vm2.txt"
+want="vm1:/for-vm2.txt"; within2 hasnt for-vm2
+want="vm1:/hardlink-name"; never has hardlink-name
+
 # modify: new content replaces the old
 echo "fresh words aardvark" >"$W/m1s/archive/Bill-2024.txt"
 want="vm1:/archive/Bill-2024.txt: fresh words aardvark"
