@@ -232,6 +232,13 @@ int main(int argc, char **argv)
 	log_set_verbosity(verbose);
 
 	cfg = xf_config_load(config_path, err, sizeof(err));
+	/* daemon() moves to /: reloads must find a relative -c path */
+	if (cfg && config_path[0] != '/') {
+		static char abspath[PATH_MAX];
+
+		if (realpath(config_path, abspath))
+			config_path = abspath;
+	}
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
