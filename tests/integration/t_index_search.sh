@@ -16,7 +16,12 @@ xf_config_std
 # a file that exists before anything starts: found by the first crawl
 mkdir -p "$W/shared/old/deep"
 echo "ancient parchment text" >"$W/shared/old/deep/scroll.txt"
+mkdir -p "$W/home2"
 cat >>"$XF_CONF" <<EOF2
+[export home2]
+path = $W/home2
+access = vm2:rw
+
 [services]
 plugins = indexer
 plugin-dir = $O/lib/xenfs
@@ -29,6 +34,7 @@ XF_DAEMONS+=("$!")
 xf_mount "$(xf_sock vm1)" shared "$W/m1s"
 xf_mount "$(xf_sock vm1)" home1 "$W/m1h"
 xf_mount "$(xf_sock vm2)" shared "$W/m2s" ro
+xf_mount "$(xf_sock vm2)" home2 "$W/m2h"
 
 S() { "$BIN/xenfs-search" -C "$XF_CONF" "$@"; }
 # found FILTERS...: the search prints exactly the expected line(s) in $want
@@ -77,11 +83,28 @@ want="vm2:/from-dom0.txt"; within2 has --vm vm2 from-dom0
 want="vm2:/from-dom0.txt: written on the host by dom0"
 within2 has --vm vm2 --content host
 
-# vm2 writes to its own export via a rw mount of home? vm2 is ro on
-# shared; give it a write through vm1's view of shared instead and check
-# vm2 finds it (the access list decides who sees what)
+# vm1 writes into shared: vm2 (ro there) sees it too
 echo "note from vm1 for vm2" >"$W/m1s/for-vm2.txt"
 want="vm2:/for-vm2.txt"; within2 has --vm vm2 for-vm2
+
+# vm2 writes through its own rw export; only vm2 sees those files
+mkdir -p "$W/m2h/photos/2024"
+echo "holiday diary: the lighthouse at dawn" >"$W/m2h/photos/2024/Diary.md"
+head -c 5000 /dev/urandom >"$W/m2h/photos/2024/IMG_0042.jpg"
+want="vm2:/photos/2024/Diary.md"; within2 has Diary.md
+want="vm2:/photos/2024/IMG_0042.jpg"; within2 has -i img_0042
+want="vm2:/photos/2024/IMG_0042.jpg"; within2 has --vm vm2 --type f --size +4k --path '/photos/*' 0042
+want="vm2:/photos/2024/Diary.md: holiday diary: the lighthouse at dawn"
+within2 has --vm vm2 --content lighthouse
+want="vm2:/photos/2024"; within2 has --type d -b 2024
+want="vm1:/photos/2024/Diary.md"; never hasnt Diary
+n=$(S -c --vm vm1 Diary); xf_assert_eq "$n" 0 "vm1 must not see vm2's home"
+mv "$W/m2h/photos/2024/Diary.md" "$W/m2h/diary-moved.md"
+want="vm2:/diary-moved.md"; within2 has diary-moved
+want="vm2:/photos/2024/Diary.md"; within2 hasnt Diary
+rm -r "$W/m2h/photos"
+want="vm2:/photos/2024/IMG_0042.jpg"; within2 hasnt IMG_0042
+want="vm2:/photos/2024/IMG_0042.jpg"; never hasnt --size +4k IMG
 
 # rename and move across directories
 mv "$W/m1s/docs/Invoice-2024.txt" "$W/m1s/docs/Bill-2024.txt"
