@@ -163,6 +163,7 @@ struct take {
 	struct pending *pv;
 	size_t pn, pcap;
 	uint64_t files, bytes, changed, read_bytes;
+	int64_t *dfiles, *dbytes;	/* per export: change of the totals */
 	int64_t freeze_ns;
 	sqlite3_stmt *q_open, *q_close, *q_del, *q_ins, *q_reuse, *q_setc,
 		     *q_under, *q_ino;
@@ -341,6 +342,9 @@ static int entry_close(struct take *t, int exp, const char *path)
 		from = sqlite3_column_int64(t->q_open, 1);
 		multi = sqlite3_column_int64(t->q_open, 9) > 1 &&
 			sqlite3_column_int64(t->q_open, 11) == S_IFREG;
+		t->dfiles[exp]--;
+		if (sqlite3_column_int64(t->q_open, 11) == S_IFREG)
+			t->dbytes[exp] -= sqlite3_column_int64(t->q_open, 5);
 		sqlite3_reset(t->q_open);
 		if (from == t->snap) {
 			sqlite3_bind_int64(t->q_del, 1, id);
@@ -553,6 +557,9 @@ static int capture_obj(struct take *t, int exp, int dirfd, const char *name,
 	if (rc < 0)
 		goto out;
 	entry = sqlite3_last_insert_rowid(t->repo->db);
+	t->dfiles[exp]++;
+	if (S_ISREG(st->st_mode))
+		t->dbytes[exp] += st->st_size;
 	if (S_ISREG(st->st_mode) && content < 0) {
 		rc = pending_add(t, entry, exp, path, st, staged);
 		if (rc < 0)
@@ -1157,6 +1164,22 @@ static int drop_raced(struct take *t)
 	sqlite3_stmt *q = NULL;
 	int rc;
 
+	int i;
+
+	for (i = 0; i < t->o->nexports; i++) {
+		if (prep(t, &q, "SELECT count(*), coalesce(sum(size), 0) FROM "
+			 "entries WHERE vm = ?1 AND export = ?2 AND from_snap = "
+			 "?3 AND type = 32768 AND content IS NULL") < 0)
+			return -EIO;
+		bind_ve(t, q, i);
+		sqlite3_bind_int64(q, 3, t->snap);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			t->dfiles[i] -= sqlite3_column_int64(q, 0);
+			t->dbytes[i] -= sqlite3_column_int64(q, 1);
+		}
+		sqlite3_finalize(q);
+		q = NULL;
+	}
 	if (prep(t, &q, "DELETE FROM entries WHERE from_snap = ?1 AND "
 		 "type = 32768 AND content IS NULL") < 0)
 		return -EIO;
@@ -1173,17 +1196,21 @@ static int last_base(struct take *t, int exp, uint64_t *base)
 	sqlite3_stmt *q = NULL;
 	int rc = 0;
 
-	if (prep(t, &q, "SELECT s.base_seq FROM snapshots s JOIN snap_exports "
-		 "e ON e.snap = s.id WHERE s.vm = ?1 AND e.export = ?2 AND "
-		 "s.id < ?3 ORDER BY s.id DESC LIMIT 1") < 0)
+	if (prep(t, &q, "SELECT s.base_seq, e.files, e.bytes FROM snapshots s "
+		 "JOIN snap_exports e ON e.snap = s.id WHERE s.vm = ?1 AND "
+		 "e.export = ?2 AND s.id < ?3 ORDER BY s.id DESC LIMIT 1") < 0)
 		return -EIO;
 	bind_ve(t, q, exp);
 	sqlite3_bind_int64(q, 3, t->snap);
 	if (sqlite3_step(q) == SQLITE_ROW &&
-	    sqlite3_column_type(q, 0) != SQLITE_NULL)
+	    sqlite3_column_type(q, 0) != SQLITE_NULL) {
 		*base = (uint64_t)sqlite3_column_int64(q, 0);
-	else
+		/* totals carry over: entries still open are in the new one */
+		t->dfiles[exp] = sqlite3_column_int64(q, 1);
+		t->dbytes[exp] = sqlite3_column_int64(q, 2);
+	} else {
 		rc = -ENOENT;
+	}
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -1206,9 +1233,11 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	t.o = o;
 	t.reflink_ok = -1;
 	roots = calloc((size_t)o->nexports, sizeof(*roots));
+	t.dfiles = calloc((size_t)o->nexports, sizeof(*t.dfiles));
+	t.dbytes = calloc((size_t)o->nexports, sizeof(*t.dbytes));
 	j.base = calloc((size_t)o->nexports, sizeof(*j.base));
 	j.full = calloc((size_t)o->nexports, sizeof(*j.full));
-	if (!roots || !j.base || !j.full) {
+	if (!roots || !j.base || !j.full || !t.dfiles || !t.dbytes) {
 		rc = -ENOMEM;
 		goto out0;
 	}
@@ -1244,7 +1273,7 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 		goto fail;
 	t.snap = sqlite3_last_insert_rowid(repo->db);
 	for (i = 0; i < o->nexports; i++) {
-		if (prep(&t, &q, "INSERT INTO snap_exports VALUES(?1, ?2)") < 0) {
+		if (prep(&t, &q, "INSERT INTO snap_exports(snap, export) VALUES(?1, ?2)") < 0) {
 			rc = -EIO;
 			goto fail;
 		}
@@ -1253,7 +1282,7 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 		sqlite3_step(q);
 		sqlite3_finalize(q);
 		q = NULL;
-		if (o->verify_walk || last_base(&t, i, &j.base[i]) < 0)
+		if (last_base(&t, i, &j.base[i]) < 0 || o->verify_walk)
 			j.full[i] = 1;
 		else if (j.base[i] < minbase)
 			minbase = j.base[i];
@@ -1359,16 +1388,36 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	run_hook(o, "post");
 	if ((rc = drop_raced(&t)) < 0)
 		goto fail;
-	/* totals over the snapshot, not just what we visited */
+	/* totals: the previous snapshot's plus what changed, per export */
+	{
+		int64_t files = 0, bytes = 0;
+
+		for (i = 0; i < o->nexports; i++) {
+			if (prep(&t, &q, "UPDATE snap_exports SET files = ?3, "
+				 "bytes = ?4 WHERE snap = ?1 AND export = ?2")
+			    < 0) {
+				rc = -EIO;
+				goto fail;
+			}
+			sqlite3_bind_int64(q, 1, t.snap);
+			sqlite3_bind_text(q, 2, o->exports[i].tag, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_int64(q, 3, t.dfiles[i]);
+			sqlite3_bind_int64(q, 4, t.dbytes[i]);
+			rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
+			sqlite3_finalize(q);
+			q = NULL;
+			if (rc < 0)
+				goto fail;
+			files += t.dfiles[i];
+			bytes += t.dbytes[i];
+		}
+		t.dfiles[0] = files;
+		t.dbytes[0] = bytes;
+	}
 	if (prep(&t, &q, "UPDATE snapshots SET base_seq = ?2, kind = ?3, "
-		 "freeze_ms = ?4, added_bytes = ?5, files = (SELECT count(*) "
-		 "FROM entries e JOIN snap_exports x ON x.snap = ?1 AND "
-		 "x.export = e.export WHERE e.vm = ?6 AND e.from_snap <= ?1 "
-		 "AND (e.to_snap IS NULL OR e.to_snap > ?1)), bytes = (SELECT "
-		 "coalesce(sum(e.size), 0) FROM entries e JOIN snap_exports x "
-		 "ON x.snap = ?1 AND x.export = e.export WHERE e.vm = ?6 AND "
-		 "e.type = 32768 AND e.from_snap <= ?1 AND (e.to_snap IS NULL "
-		 "OR e.to_snap > ?1)) WHERE id = ?1") < 0) {
+		 "freeze_ms = ?4, added_bytes = ?5, files = ?6, bytes = ?7 "
+		 "WHERE id = ?1") < 0) {
 		rc = -EIO;
 		goto fail;
 	}
@@ -1378,7 +1427,8 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 			  SQLITE_STATIC);
 	sqlite3_bind_int64(q, 4, t.freeze_ns / 1000000);
 	sqlite3_bind_int64(q, 5, (sqlite3_int64)repo->new_cbytes);
-	sqlite3_bind_text(q, 6, o->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, t.dfiles[0]);
+	sqlite3_bind_int64(q, 7, t.dbytes[0]);
 	rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
 	sqlite3_finalize(q);
 	q = NULL;
@@ -1426,5 +1476,7 @@ out0:
 	free(roots);
 	free(j.base);
 	free(j.full);
+	free(t.dfiles);
+	free(t.dbytes);
 	return rc;
 }

@@ -377,13 +377,8 @@ out:
 static int gc(struct snap_repo *r, uint64_t *freed_chunks,
 	      uint64_t *freed_bytes)
 {
-	sqlite3_stmt *q = NULL, *has = NULL;
-	char rel[128], hex[2 * SNAP_HASH_LEN + 1];
-	DIR *d;
-	struct dirent *de;
-	int rc = 0, i;
+	int rc;
 
-	*freed_chunks = *freed_bytes = 0;
 	if (snap_exec(r, "DELETE FROM entries WHERE NOT EXISTS (SELECT 1 "
 		      "FROM snapshots s JOIN snap_exports x ON x.snap = s.id "
 		      "WHERE s.vm = entries.vm AND x.export = entries.export "
@@ -394,61 +389,7 @@ static int gc(struct snap_repo *r, uint64_t *freed_chunks,
 		return -EIO;
 	if ((rc = mark_live(r)) < 0)
 		return rc;
-	if (sqlite3_prepare_v2(r->db, "SELECT hash, csize FROM chunks WHERE "
-			       "hash NOT IN (SELECT hash FROM live)", -1, &q,
-			       NULL) != SQLITE_OK)
-		return -EIO;
-	while (sqlite3_step(q) == SQLITE_ROW) {
-		snap_hex(sqlite3_column_blob(q, 0), hex);
-		snprintf(rel, sizeof(rel), "chunks/%.2s/%s", hex, hex);
-		if (unlinkat(r->dirfd, rel, 0) < 0 && errno != ENOENT)
-			log_warn("unlink %s", rel);
-		(*freed_chunks)++;
-		*freed_bytes += (uint64_t)sqlite3_column_int64(q, 1);
-	}
-	sqlite3_finalize(q);
-	if (snap_exec(r, "DELETE FROM chunks WHERE hash NOT IN (SELECT hash "
-		      "FROM live)") < 0)
-		return -EIO;
-	/* orphans of interrupted runs: files the catalog does not know */
-	if (sqlite3_prepare_v2(r->db, "SELECT 1 FROM chunks WHERE hash = ?",
-			       -1, &has, NULL) != SQLITE_OK)
-		return -EIO;
-	for (i = 0; i < 256; i++) {
-		int fd;
-
-		snprintf(rel, sizeof(rel), "chunks/%02x", i);
-		if ((fd = openat(r->dirfd, rel, O_RDONLY | O_DIRECTORY |
-				 O_CLOEXEC)) < 0)
-			continue;
-		if ((d = fdopendir(fd)) == NULL) {
-			close(fd);
-			continue;
-		}
-		while ((de = readdir(d)) != NULL) {
-			uint8_t h[SNAP_HASH_LEN];
-			int k, ok = strlen(de->d_name) == 2 * SNAP_HASH_LEN;
-
-			if (de->d_name[0] == '.')
-				continue;
-			for (k = 0; ok && k < SNAP_HASH_LEN; k++) {
-				unsigned v;
-				ok = sscanf(de->d_name + 2 * k, "%2x", &v) == 1;
-				h[k] = (uint8_t)v;
-			}
-			if (ok) {
-				sqlite3_bind_blob(has, 1, h, SNAP_HASH_LEN,
-						  SQLITE_STATIC);
-				ok = sqlite3_step(has) == SQLITE_ROW;
-				sqlite3_reset(has);
-			}
-			if (!ok)
-				(void)unlinkat(dirfd(d), de->d_name, 0);
-		}
-		closedir(d);
-	}
-	sqlite3_finalize(has);
-	return 0;
+	return snap_repo_gc(r, freed_chunks, freed_bytes);
 }
 
 static int cmd_prune(struct snap_repo *r, const char *vm, unsigned keep_last,

@@ -5,12 +5,13 @@
  *
  *   REPO/lock               flock: one writer at a time
  *   REPO/catalog.db         SQLite catalog (schema below)
- *   REPO/chunks/XX/HASH     one chunk: 1 byte kind (0 raw, 1 zstd) + data
+ *   REPO/packs/N.pack       chunk records (hash, length, kind 0 raw or
+ *                           1 zstd, bytes), append-only, one per run
  *   REPO/staging/           reflink clones taken while a domain is frozen
  *
- * A chunk file is written to a temporary name and renamed; the catalog
- * transaction of a snapshot commits only after syncfs() of the repository,
- * so a crash leaves at worst orphan chunk files (removed by prune).
+ * The catalog transaction of a snapshot commits only after the run's pack
+ * is fdatasync'ed, so a crash leaves at worst an orphan pack (removed by
+ * the next prune).
  *
  * Single-threaded.  Trust: chunk contents are guest data (opaque); every
  * chunk read is checked against its hash.
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -116,6 +118,7 @@ void snap_hex(const uint8_t *h, char out[2 * SNAP_HASH_LEN + 1])
 static const char schema[] =
 "PRAGMA journal_mode=WAL;"
 "PRAGMA synchronous=NORMAL;"
+"PRAGMA cache_size=-131072;"
 "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
 "INSERT OR IGNORE INTO meta VALUES('format', '1');"
 /* one row per snapshot; base_seq: journal seq the capture reflects */
@@ -124,7 +127,7 @@ static const char schema[] =
 " kind TEXT, freeze_ms INTEGER, files INTEGER, bytes INTEGER,"
 " added_bytes INTEGER);"
 "CREATE TABLE IF NOT EXISTS snap_exports(snap INTEGER, export TEXT,"
-" PRIMARY KEY(snap, export)) WITHOUT ROWID;"
+" files INTEGER, bytes INTEGER, PRIMARY KEY(snap, export)) WITHOUT ROWID;"
 /* an entry is valid in the snapshots s of (vm, export) with
  * from_snap <= s < to_snap (to_snap NULL: still current) */
 "CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY,"
@@ -136,8 +139,7 @@ static const char schema[] =
 " content INTEGER);"
 "CREATE INDEX IF NOT EXISTS entries_open ON entries(vm, export, path)"
 " WHERE to_snap IS NULL;"
-"CREATE INDEX IF NOT EXISTS entries_ino ON entries(vm, export, ino)"
-" WHERE to_snap IS NULL;"
+"CREATE INDEX IF NOT EXISTS entries_inode ON entries(vm, export, ino);"
 "CREATE INDEX IF NOT EXISTS entries_range ON entries(vm, export,"
 " from_snap);"
 "CREATE INDEX IF NOT EXISTS entries_content ON entries(content);"
@@ -145,7 +147,8 @@ static const char schema[] =
 "CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY,"
 " hash BLOB UNIQUE NOT NULL, size INTEGER, extents BLOB);"
 "CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER,"
-" csize INTEGER) WITHOUT ROWID;";
+" csize INTEGER, pack INTEGER, off INTEGER) WITHOUT ROWID;"
+"CREATE INDEX IF NOT EXISTS chunks_pack ON chunks(pack);";
 
 int snap_exec(struct snap_repo *r, const char *sql)
 {
@@ -170,6 +173,8 @@ int snap_repo_open(const char *dir, uint32_t chunk_avg, int write,
 		return -ENOMEM;
 	r->lockfd = -1;
 	r->dirfd = -1;
+	r->pack_fd = -1;
+	r->rpack_fd = -1;
 	if ((r->dir = strdup(dir)) == NULL) {
 		free(r);
 		return -ENOMEM;
@@ -185,7 +190,7 @@ int snap_repo_open(const char *dir, uint32_t chunk_avg, int write,
 		goto fail;
 	}
 	if (write) {
-		(void)mkdirat(r->dirfd, "chunks", 0700);	/* may exist */
+		(void)mkdirat(r->dirfd, "packs", 0700);	/* may exist */
 		(void)mkdirat(r->dirfd, "staging", 0700);
 		r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT |
 				   O_CLOEXEC, 0600);
@@ -215,6 +220,8 @@ int snap_repo_open(const char *dir, uint32_t chunk_avg, int write,
 		goto fail;
 	}
 	sqlite3_busy_timeout(r->db, 10000);
+	if (!write)
+		(void)snap_exec(r, "PRAGMA cache_size=-131072");
 	if (write && (rc = snap_exec(r, schema)) < 0)
 		goto fail;
 	snap_chunker_init(&r->ck, chunk_avg);
@@ -229,6 +236,13 @@ void snap_repo_close(struct snap_repo *r)
 {
 	if (!r)
 		return;
+	sqlite3_finalize(r->q_known);
+	sqlite3_finalize(r->q_insert);
+	sqlite3_finalize(r->q_where);
+	if (r->pack_fd >= 0)
+		close(r->pack_fd);
+	if (r->rpack_fd >= 0)
+		close(r->rpack_fd);
 	if (r->db)
 		sqlite3_close(r->db);
 	if (r->lockfd >= 0)
@@ -246,10 +260,20 @@ int snap_repo_begin(struct snap_repo *r)
 
 int snap_repo_commit(struct snap_repo *r)
 {
-	if (syncfs(r->dirfd) < 0) {
-		log_warn("syncfs %s", r->dir);
-		snap_repo_rollback(r);
-		return -EIO;
+	if (r->pack_fd >= 0) {
+		int dfd = openat(r->dirfd, "packs", O_RDONLY | O_DIRECTORY |
+				 O_CLOEXEC);
+
+		if (fdatasync(r->pack_fd) < 0 || dfd < 0 || fsync(dfd) < 0) {
+			log_warn("syncing pack %u", r->pack_id);
+			if (dfd >= 0)
+				close(dfd);
+			snap_repo_rollback(r);
+			return -EIO;
+		}
+		close(dfd);
+		close(r->pack_fd);	/* the next writes start a new one */
+		r->pack_fd = -1;
 	}
 	return snap_exec(r, "COMMIT");
 }
@@ -261,13 +285,15 @@ void snap_repo_rollback(struct snap_repo *r)
 
 /* ---- chunks ---- */
 
-static void chunk_relpath(const uint8_t *h, char *buf, size_t len)
-{
-	char hex[2 * SNAP_HASH_LEN + 1];
-
-	snap_hex(h, hex);
-	snprintf(buf, len, "chunks/%.2s/%s", hex, hex);
-}
+/*
+ * Pack files: REPO/packs/%08u.pack, append-only, a new one per run (and
+ * every PACK_MAX bytes).  A record is the chunk's hash (32 bytes), the
+ * stored length (u32), the kind (1 byte: 0 raw, 1 zstd) and the stored
+ * bytes; chunks(pack, off) points at the record.  The hash in the record
+ * lets a damaged catalog be told from a damaged pack.
+ */
+#define PACK_MAX	(256u << 20)
+#define REC_HDR		(SNAP_HASH_LEN + 4 + 1)
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -285,34 +311,74 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+static sqlite3_stmt *prep_cached(struct snap_repo *r, sqlite3_stmt **st,
+				 const char *sql)
+{
+	if (!*st && sqlite3_prepare_v2(r->db, sql, -1, st, NULL) != SQLITE_OK) {
+		log_warnx("catalog: %s", sqlite3_errmsg(r->db));
+		*st = NULL;
+	}
+	return *st;
+}
+
 static int chunk_known(struct snap_repo *r, const uint8_t *h)
 {
-	static sqlite3_stmt *st;
-	static sqlite3 *stdb;
+	sqlite3_stmt *st = prep_cached(r, &r->q_known,
+				       "SELECT 1 FROM chunks WHERE hash = ?");
 	int rc;
 
-	if (stdb != r->db) {
-		sqlite3_finalize(st);
-		st = NULL;
-		stdb = r->db;
-		if (sqlite3_prepare_v2(r->db, "SELECT 1 FROM chunks WHERE "
-				       "hash = ?", -1, &st, NULL) != SQLITE_OK)
-			return -EIO;
-	}
+	if (!st)
+		return -EIO;
 	sqlite3_bind_blob(st, 1, h, SNAP_HASH_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Open a fresh pack for appending. */
+static int pack_start(struct snap_repo *r)
+{
+	sqlite3_stmt *st = NULL;
+	char rel[64];
+	uint32_t id = 1;
+	int fd;
+
+	if (sqlite3_prepare_v2(r->db, "SELECT coalesce(max(pack), 0) FROM "
+			       "chunks", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		id = (uint32_t)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	if (id <= r->pack_id)
+		id = r->pack_id + 1;
+	(void)mkdirat(r->dirfd, "packs", 0700);	/* may exist */
+	for (;; id++) {
+		snprintf(rel, sizeof(rel), "packs/%08u.pack", id);
+		fd = openat(r->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL |
+			    O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	if (r->pack_fd >= 0) {
+		if (fdatasync(r->pack_fd) < 0)
+			log_warn("fdatasync pack %u", r->pack_id);
+		close(r->pack_fd);
+	}
+	r->pack_fd = fd;
+	r->pack_id = id;
+	r->pack_off = 0;
+	return 0;
+}
+
 int snap_chunk_put(struct snap_repo *r, const uint8_t *data, size_t len,
 		   uint8_t out[SNAP_HASH_LEN])
 {
-	char rel[128], tmp[160];
 	uint8_t *cbuf = NULL;
 	size_t bound, clen;
-	sqlite3_stmt *st = NULL;
-	int fd = -1, rc;
+	uint32_t c32;
+	sqlite3_stmt *st;
+	int rc;
 
 	snap_sha256(data, len, out);
 	if ((rc = chunk_known(r, out)) != 0) {
@@ -320,106 +386,148 @@ int snap_chunk_put(struct snap_repo *r, const uint8_t *data, size_t len,
 			r->dedup_chunks++;
 		return rc < 0 ? rc : 0;
 	}
+	if (r->pack_fd < 0 || r->pack_off > PACK_MAX)
+		if ((rc = pack_start(r)) < 0)
+			return rc;
 	bound = ZSTD_compressBound(len);
-	if ((cbuf = malloc(bound + 1)) == NULL)
+	if ((cbuf = malloc(REC_HDR + bound)) == NULL)
 		return -ENOMEM;
-	clen = ZSTD_compress(cbuf + 1, bound, data, len, 3);
+	clen = ZSTD_compress(cbuf + REC_HDR, bound, data, len, 3);
 	if (ZSTD_isError(clen) || clen >= len) {
-		cbuf[0] = 0;
-		memcpy(cbuf + 1, data, len);
+		cbuf[REC_HDR - 1] = 0;
+		memcpy(cbuf + REC_HDR, data, len);
 		clen = len;
 	} else {
-		cbuf[0] = 1;
+		cbuf[REC_HDR - 1] = 1;
 	}
-	chunk_relpath(out, rel, sizeof(rel));
-	rel[9] = '\0';
-	if (mkdirat(r->dirfd, rel, 0700) < 0 && errno != EEXIST) {
-		rc = -errno;
+	memcpy(cbuf, out, SNAP_HASH_LEN);
+	c32 = (uint32_t)clen;
+	memcpy(cbuf + SNAP_HASH_LEN, &c32, 4);
+	if ((rc = write_all(r->pack_fd, cbuf, REC_HDR + clen)) < 0) {
+		log_warnx("writing pack %u: %s", r->pack_id, strerror(-rc));
 		goto out;
 	}
-	rel[9] = '/';
-	snprintf(tmp, sizeof(tmp), "%s.tmp", rel);
-	fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if ((rc = write_all(fd, cbuf, clen + 1)) < 0)
-		goto out;
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (renameat(r->dirfd, tmp, r->dirfd, rel) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (sqlite3_prepare_v2(r->db, "INSERT INTO chunks VALUES(?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	st = prep_cached(r, &r->q_insert, "INSERT INTO chunks(hash, size, "
+			 "csize, pack, off) VALUES(?, ?, ?, ?, ?)");
+	if (!st) {
 		rc = -EIO;
 		goto out;
 	}
 	sqlite3_bind_blob(st, 1, out, SNAP_HASH_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)clen + 1);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)clen);
+	sqlite3_bind_int64(st, 4, r->pack_id);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)r->pack_off);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_reset(st);
+	r->pack_off += REC_HDR + clen;
 	r->new_chunks++;
 	r->new_bytes += len;
-	r->new_cbytes += clen + 1;
+	r->new_cbytes += REC_HDR + clen;
 out:
-	if (rc < 0)
-		log_warnx("storing chunk %s: %s", rel, strerror(-rc));
-	sqlite3_finalize(st);
-	if (fd >= 0)
-		close(fd);
 	free(cbuf);
 	return rc;
+}
+
+/* A read descriptor of pack id (one cached). */
+static int pack_rfd(struct snap_repo *r, uint32_t id)
+{
+	char rel[64];
+
+	if (r->rpack_fd >= 0 && r->rpack_id == id)
+		return r->rpack_fd;
+	if (r->rpack_fd >= 0)
+		close(r->rpack_fd);
+	r->rpack_fd = -1;
+	snprintf(rel, sizeof(rel), "packs/%08u.pack", id);
+	if ((r->rpack_fd = openat(r->dirfd, rel, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	r->rpack_id = id;
+	return r->rpack_fd;
+}
+
+static int pread_exact(int fd, uint8_t *buf, size_t len, off_t off)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t g = pread(fd, buf + n, len - n, off + (off_t)n);
+		if (g < 0 && errno == EINTR)
+			continue;
+		if (g < 0)
+			return -errno;
+		if (g == 0)
+			return -EBADMSG;	/* pack shorter than the catalog
+						 * says */
+		n += (size_t)g;
+	}
+	return 0;
+}
+
+/* The stored record of a chunk (header checked), malloc'ed. */
+int snap_chunk_raw(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
+		   uint8_t **rec, size_t *reclen, uint32_t *pack)
+{
+	sqlite3_stmt *st = prep_cached(r, &r->q_where, "SELECT pack, off, "
+				       "csize FROM chunks WHERE hash = ?");
+	uint64_t off, clen;
+	uint32_t c32;
+	uint8_t *c;
+	int fd, rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_blob(st, 1, hash, SNAP_HASH_LEN, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -ENOENT;
+	}
+	*pack = (uint32_t)sqlite3_column_int64(st, 0);
+	off = (uint64_t)sqlite3_column_int64(st, 1);
+	clen = (uint64_t)sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	if (clen > (256u << 20))
+		return -EBADMSG;
+	if ((fd = pack_rfd(r, *pack)) < 0)
+		return fd;
+	if ((c = malloc(REC_HDR + clen)) == NULL)
+		return -ENOMEM;
+	rc = pread_exact(fd, c, REC_HDR + clen, (off_t)off);
+	if (rc == 0) {
+		memcpy(&c32, c + SNAP_HASH_LEN, 4);
+		if (memcmp(c, hash, SNAP_HASH_LEN) || c32 != clen)
+			rc = -EBADMSG;
+	}
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	*rec = c;
+	*reclen = REC_HDR + clen;
+	return 0;
 }
 
 int snap_chunk_get(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
 		   uint8_t **data, size_t *len)
 {
-	char rel[128];
 	uint8_t *c = NULL, *d = NULL, h[SNAP_HASH_LEN];
 	unsigned long long dl;
-	struct stat st;
-	size_t n = 0;
-	int fd, rc;
+	size_t n;
+	uint32_t pack;
+	int rc;
 
-	chunk_relpath(hash, rel, sizeof(rel));
-	if ((fd = openat(r->dirfd, rel, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < 1 ||
-	    st.st_size > (256 << 20)) {
-		rc = -EBADMSG;
-		goto out;
-	}
-	if ((c = malloc((size_t)st.st_size)) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t g = read(fd, c + n, (size_t)st.st_size - n);
-		if (g < 0 && errno == EINTR)
-			continue;
-		if (g <= 0) {
-			rc = g < 0 ? -errno : -EBADMSG;
-			goto out;
-		}
-		n += (size_t)g;
-	}
-	if (c[0] == 0) {
-		dl = n - 1;
+	if ((rc = snap_chunk_raw(r, hash, &c, &n, &pack)) < 0)
+		return rc;
+	n -= REC_HDR;
+	if (c[REC_HDR - 1] == 0) {
+		dl = n;
 		if ((d = malloc(dl ? dl : 1)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		memcpy(d, c + 1, dl);
-	} else if (c[0] == 1) {
-		dl = ZSTD_getFrameContentSize(c + 1, n - 1);
+		memcpy(d, c + REC_HDR, dl);
+	} else if (c[REC_HDR - 1] == 1) {
+		dl = ZSTD_getFrameContentSize(c + REC_HDR, n);
 		if (dl == ZSTD_CONTENTSIZE_ERROR ||
 		    dl == ZSTD_CONTENTSIZE_UNKNOWN || dl > (256u << 20)) {
 			rc = -EBADMSG;
@@ -429,7 +537,7 @@ int snap_chunk_get(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (ZSTD_decompress(d, dl, c + 1, n - 1) != dl) {
+		if (ZSTD_decompress(d, dl, c + REC_HDR, n) != dl) {
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -449,7 +557,138 @@ int snap_chunk_get(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
 out:
 	free(c);
 	free(d);
-	close(fd);
+	return rc;
+}
+
+/*
+ * Garbage: chunks whose hash is not in TEMP table live go; packs that
+ * held any of them are rewritten with their live chunks only; pack files
+ * the catalog does not know (an interrupted run) are removed.  Runs
+ * inside the caller's transaction; old packs are unlinked only after
+ * the new one is synced (the caller commits right after).
+ */
+int snap_repo_gc(struct snap_repo *r, uint64_t *freed_chunks,
+		 uint64_t *freed_bytes)
+{
+	sqlite3_stmt *q = NULL, *up = NULL;
+	uint32_t *dead = NULL, *np;
+	size_t nd = 0, cap = 0, i;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0, fd;
+
+	*freed_chunks = *freed_bytes = 0;
+	/* packs with something dead */
+	if (sqlite3_prepare_v2(r->db, "SELECT pack, count(*), sum(csize) FROM "
+			       "chunks WHERE hash NOT IN (SELECT hash FROM "
+			       "live) GROUP BY pack", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if (nd == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((np = realloc(dead, cap * sizeof(*np))) == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			dead = np;
+		}
+		dead[nd++] = (uint32_t)sqlite3_column_int64(q, 0);
+		*freed_chunks += (uint64_t)sqlite3_column_int64(q, 1);
+		*freed_bytes += (uint64_t)sqlite3_column_int64(q, 2);
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if ((rc = snap_exec(r, "DELETE FROM chunks WHERE hash NOT IN (SELECT "
+			    "hash FROM live)")) < 0)
+		goto out;
+	/* move the live chunks of those packs to a new pack */
+	if (sqlite3_prepare_v2(r->db, "SELECT hash FROM chunks WHERE pack = ?",
+			       -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "UPDATE chunks SET pack = ?2, off = ?3 "
+			       "WHERE hash = ?1", -1, &up, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out;
+	}
+	for (i = 0; i < nd && rc == 0; i++) {
+		sqlite3_bind_int64(q, 1, dead[i]);
+		while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+			uint8_t h[SNAP_HASH_LEN], *rec;
+			size_t rl;
+			uint32_t pk;
+
+			memcpy(h, sqlite3_column_blob(q, 0), SNAP_HASH_LEN);
+			if ((rc = snap_chunk_raw(r, h, &rec, &rl, &pk)) < 0) {
+				char hex[2 * SNAP_HASH_LEN + 1];
+
+				snap_hex(h, hex);
+				log_warnx("gc: chunk %s unreadable (%s): "
+					  "keeping pack %u", hex,
+					  strerror(-rc), dead[i]);
+				dead[i] = 0;
+				rc = 0;
+				break;
+			}
+			if (r->pack_fd < 0 || r->pack_off > PACK_MAX)
+				rc = pack_start(r);
+			if (rc == 0)
+				rc = write_all(r->pack_fd, rec, rl);
+			free(rec);
+			if (rc < 0)
+				break;
+			sqlite3_bind_blob(up, 1, h, SNAP_HASH_LEN,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_int64(up, 2, r->pack_id);
+			sqlite3_bind_int64(up, 3, (sqlite3_int64)r->pack_off);
+			if (sqlite3_step(up) != SQLITE_DONE)
+				rc = -EIO;
+			sqlite3_reset(up);
+			r->pack_off += rl;
+		}
+		sqlite3_reset(q);
+	}
+	if (rc < 0)
+		goto out;
+	if (r->pack_fd >= 0 && fdatasync(r->pack_fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* unlink packs the catalog no longer names (after the commit a
+	 * crash leaves only orphans, which the next gc removes) */
+	sqlite3_finalize(q);
+	q = NULL;
+	if (sqlite3_prepare_v2(r->db, "SELECT 1 FROM chunks WHERE pack = ? "
+			       "LIMIT 1", -1, &q, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out;
+	}
+	if ((fd = openat(r->dirfd, "packs", O_RDONLY | O_DIRECTORY |
+			 O_CLOEXEC)) < 0)
+		goto out;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		goto out;
+	}
+	if (r->rpack_fd >= 0)
+		close(r->rpack_fd);
+	r->rpack_fd = -1;
+	while ((de = readdir(d)) != NULL) {
+		unsigned id;
+		char tail;
+
+		if (sscanf(de->d_name, "%8u.pac%c", &id, &tail) != 2 ||
+		    tail != 'k' || id == r->pack_id)
+			continue;
+		sqlite3_bind_int64(q, 1, id);
+		if (sqlite3_step(q) != SQLITE_ROW)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+		sqlite3_reset(q);
+	}
+	closedir(d);
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(up);
+	free(dead);
 	return rc;
 }
 

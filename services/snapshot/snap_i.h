@@ -46,6 +46,12 @@ struct snap_repo {
 	int lockfd;
 	sqlite3 *db;
 	struct snap_chunker ck;
+	sqlite3_stmt *q_known, *q_insert, *q_where;
+	int pack_fd;		/* pack being appended, or -1 */
+	uint32_t pack_id;
+	uint64_t pack_off;
+	int rpack_fd;		/* pack being read (cache of one) */
+	uint32_t rpack_id;
 	/* stats of the current run */
 	uint64_t new_chunks, new_bytes, new_cbytes, dedup_chunks;
 };
@@ -61,6 +67,14 @@ int snap_exec(struct snap_repo *r, const char *sql);
 /* Store one chunk (compressed) unless present; hash written to out. */
 int snap_chunk_put(struct snap_repo *r, const uint8_t *data, size_t len,
 		   uint8_t out[SNAP_HASH_LEN]);
+/* The stored record of a chunk (hash, length, kind, bytes), checked
+ * against the catalog; *pack: the pack it is in. */
+int snap_chunk_raw(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
+		   uint8_t **rec, size_t *reclen, uint32_t *pack);
+/* Drop chunks not in TEMP table live(hash), repack what they shared a
+ * pack with, remove unknown packs.  Inside a transaction. */
+int snap_repo_gc(struct snap_repo *r, uint64_t *freed_chunks,
+		 uint64_t *freed_bytes);
 /* Read and verify a chunk into a malloc'ed buffer. -EBADMSG: corrupt. */
 int snap_chunk_get(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
 		   uint8_t **data, size_t *len);

@@ -70,9 +70,9 @@ cmp "$W/dirty.src" "$W/r1/shared/dirty" ||
 python3 "$CMP" "$S" "$W/r1/shared" || xf_fail "restored tree differs"
 
 # nothing changed: the second snapshot adds (almost) nothing
-du0=$(du -sb "$W/repo/chunks" | cut -f1)
+du0=$(du -sb "$W/repo/packs" | cut -f1)
 "${SNAP[@]}" vm1 --json >"$W/s2.json" || xf_fail "second snapshot"
-du1=$(du -sb "$W/repo/chunks" | cut -f1)
+du1=$(du -sb "$W/repo/packs" | cut -f1)
 python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))

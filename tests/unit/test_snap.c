@@ -151,18 +151,24 @@ static void test_chunk_store(void **state)
 	assert_int_equal(len, sizeof(data));
 	assert_memory_equal(out, data, len);
 	free(out);
-	/* flip one byte of the stored chunk: detected */
-	snap_hex(h, hex);
-	snprintf(path, sizeof(path), "%s/chunks/%.2s/%s", dir, hex, hex);
+	/* flip one byte of the stored chunk (in the pack): detected */
+	assert_int_equal(snap_repo_commit(r), 0);
+	snprintf(path, sizeof(path), "%s/packs/%08u.pack", dir, 1u);
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "\x01", 1, 20), 1);
+	assert_int_equal(pwrite(fd, "\x01", 1, 37 + 20), 1);
+	assert_int_equal(snap_chunk_get(r, h, &out, &len), -EBADMSG);
+	/* a record whose header does not match the catalog */
+	assert_int_equal(pwrite(fd, "\x01", 1, 3), 1);
+	assert_int_equal(snap_chunk_get(r, h, &out, &len), -EBADMSG);
+	/* a pack cut short */
+	assert_int_equal(ftruncate(fd, 40), 0);
 	close(fd);
 	assert_int_equal(snap_chunk_get(r, h, &out, &len), -EBADMSG);
-	/* missing */
-	assert_int_equal(unlink(path), 0);
+	/* unknown hash */
+	h[0] ^= 1;
 	assert_int_equal(snap_chunk_get(r, h, &out, &len), -ENOENT);
-	assert_int_equal(snap_repo_commit(r), 0);
+	snap_hex(h, hex);
 	snap_repo_close(r);
 	/* a second writer is refused while one holds the lock */
 	assert_int_equal(snap_repo_open(dir, 16384, 1, &r), 0);
