@@ -235,6 +235,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ M(S_SCAN), "database", T_PATH, 0, 0, NULL,
 	  "/var/lib/clamav", false, false, F_NONE,
 	  "ClamAV signature directory" },
+	{ M(S_SCAN), "tmp-dir", T_PATH, 0, 0, NULL,
+	  NULL, false, true, F_NONE,
+	  "where the engine unpacks archives (unset: /dev/shm if a tmpfs)" },
 
 	/* [index] */
 	{ M(S_INDEX), "max-text-size", T_SIZE, 0, UINT64_MAX, NULL,
