@@ -78,6 +78,8 @@ int scan_policy_load(struct scan_policy *p, scan_cfg_fn get,
 		 v ? v : "/var/lib/xenfs/quarantine");
 	v = get("scan", "database");
 	snprintf(p->db, sizeof(p->db), "%s", v ? v : "/var/lib/clamav");
+	v = get("scan", "tmp-dir");
+	snprintf(p->tmp, sizeof(p->tmp), "%s", v ? v : "");
 	snprintf(p->state, sizeof(p->state), "%.4000s/scanner", state_dir);
 	v = get("scan", "exclude");
 	if ((words = strdup(v ? v : "")) == NULL)

@@ -696,6 +696,7 @@ static int cmd_full(int argc, char **argv, const char *self)
 	f->sd.fd = -1;
 	f->sd.nice = nice;
 	snprintf(f->sd.db, sizeof(f->sd.db), "%s", f->pol.db);
+	snprintf(f->sd.tmp, sizeof(f->sd.tmp), "%s", f->pol.tmp);
 	ssize_t sl = readlink(self, selfdir, sizeof(selfdir) - 1);
 	if (sl > 0) {
 		selfdir[sl] = '\0';

@@ -490,6 +490,7 @@ static int sc_init(const struct xenfs_host_services *svc, void **state)
 	s->verdict_ms = v ? atoi(v) : 2000;
 	s->verdict_ms = s->verdict_ms > 100 ? s->verdict_ms * 8 / 10 : 80;
 	snprintf(s->sd.db, sizeof(s->sd.db), "%s", s->pol.db);
+	snprintf(s->sd.tmp, sizeof(s->sd.tmp), "%s", s->pol.tmp);
 	scand_hint(hint, sizeof(hint));
 	scand_locate(&s->sd, hint);
 	if ((r = scand_start(&s->sd, ENGINE_START_MS)) < 0) {

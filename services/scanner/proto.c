@@ -126,7 +126,7 @@ int scand_start(struct scand *sd, int timeout_ms)
 		return r;
 	}
 	if (pid == 0) {
-		char *argv[8];
+		char *argv[10];
 		int a = 0;
 
 		/* the engine never outlives its client */
@@ -140,6 +140,10 @@ int scand_start(struct scand *sd, int timeout_ms)
 		argv[a++] = sd->db;
 		if (sd->nice)
 			argv[a++] = (char *)"--nice";
+		if (sd->tmp[0]) {
+			argv[a++] = (char *)"--tmp";
+			argv[a++] = sd->tmp;
+		}
 		argv[a] = NULL;
 		execv(sd->exe, argv);
 		_exit(127);

@@ -78,6 +78,7 @@ struct scand {
 	int64_t last_spawn_ms;
 	struct scan_rep info;	/* last startup/info report */
 	char db[4096];
+	char tmp[4096];		/* base of the engine's temp dir, "" = auto */
 	char exe[4096];
 	int nice;		/* 1: lower CPU and I/O priority */
 };
@@ -112,6 +113,7 @@ struct scan_policy {
 	char **exclude;		/* NULL-terminated glob list */
 	char qdir[4096];
 	char db[4096];
+	char tmp[4096];		/* [scan] tmp-dir, "" = auto */
 	char state[4096];	/* STATE_DIR/scanner */
 };
 

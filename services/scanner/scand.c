@@ -6,7 +6,7 @@
  * brings a read-only descriptor of a file (SCM_RIGHTS), each reply
  * carries only a verdict and the signature's name (scan_i.h).
  *
- *   xenfs-scand --db DIR [--nice]       (started by proto.c, never by hand)
+ *   xenfs-scand --db DIR [--nice] [--tmp DIR]   (started by proto.c only)
  *
  * Order: load the database -> unshare the network namespace -> drop to
  * nobody/nogroup (setgroups, setresgid, setresuid, checked) -> no new
@@ -38,7 +38,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -177,10 +179,16 @@ static void tmpdir_remove(void)
  * of its own, made while we are root and handed to nobody, rather than
  * the caller's TMPDIR (which nobody may not be able to write).
  */
-static int tmpdir_make(void)
+static int tmpdir_make(const char *base)
 {
 	struct passwd *pw;
-	const char *base = "/tmp";
+	struct statfs sf;
+
+	/* per-file temp dirs cost a journal commit on disk, ~nothing on
+	 * a tmpfs */
+	if (base == NULL)
+		base = statfs("/dev/shm", &sf) == 0 &&
+		       sf.f_type == TMPFS_MAGIC ? "/dev/shm" : "/tmp";
 
 	snprintf(tmpdir, sizeof(tmpdir), "%s/xenfs-scand.XXXXXX", base);
 	if (mkdtemp(tmpdir) == NULL) {
@@ -378,8 +386,10 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "db", required_argument, NULL, 'd' },
 		{ "nice", no_argument, NULL, 'n' },
+		{ "tmp", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *tmpbase = NULL;
 	struct scan_rep rep;
 	char err[512];
 	int ch, nice = 0;
@@ -393,8 +403,12 @@ int main(int argc, char **argv)
 		case 'n':
 			nice = 1;
 			break;
+		case 't':
+			tmpbase = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: xenfs-scand --db DIR [--nice] "
+				"[--tmp DIR] "
 				"(started by the scanner, not by hand)\n");
 			return 1;
 		}
@@ -415,7 +429,7 @@ int main(int argc, char **argv)
 		reply(&rep);
 		return 2;
 	}
-	if (tmpdir_make() < 0) {
+	if (tmpdir_make(tmpbase) < 0) {
 		fill_info(&rep);
 		rep.result = -EIO;
 		snprintf(rep.name, sizeof(rep.name), "cannot make a private "
