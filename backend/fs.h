@@ -93,6 +93,15 @@ void fs_session_cancel_deferred(struct fs_session *s);
  */
 void fs_session_set_readonly(struct fs_session *s, int readonly);
 
+/*
+ * Apply the identity map, quota limits and noexec of this session's
+ * domain and export from cfg (docs/security.md): at connect and after
+ * every reload, while requests run (the map is swapped atomically).
+ * 0 or -EINVAL/-ENOMEM (the old policy stays).  Main thread.
+ */
+struct xf_config;
+int fs_session_set_policy(struct fs_session *s, const struct xf_config *cfg);
+
 /* Release everything: descriptors, tables.  No fs_handle() may run. */
 void fs_session_free(struct fs_session *s);
 
@@ -104,6 +113,9 @@ struct fs_stats {
 	uint64_t inodes;		/* live nodeids */
 	uint64_t fds_open;		/* O_PATH + open file descriptors held */
 	uint64_t handles;		/* open file/dir handles */
+	/* additions (issue 8): quota of the session, 0 limit = none */
+	uint64_t quota_bytes_used, quota_bytes_limit;
+	uint64_t quota_inodes_used, quota_inodes_limit;
 };
 void fs_session_stats(struct fs_session *s, struct fs_stats *st);
 

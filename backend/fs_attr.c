@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "idmap.h"
 #include "log.h"
 
 static uint32_t reply_attr_fd(struct fs_session *s, struct fs_req *req,
@@ -41,7 +42,7 @@ static uint32_t reply_attr_fd(struct fs_session *s, struct fs_req *req,
 		return fs_reply_err(req, errno);
 	memset(&out, 0, sizeof(out));
 	out.attr_valid = FS_ENTRY_TIMEOUT;
-	fs_fill_attr(&out.attr, &st);
+	fs_fill_attr(s, &out.attr, &st);
 	return fs_reply(req, &out, fs_attr_out_size(s));
 }
 
@@ -76,10 +77,14 @@ static void set_time(struct timespec *ts, uint32_t valid, uint32_t bit,
 uint32_t fs_op_setattr(struct fs_session *s, struct fs_req *req)
 {
 	const struct fuse_setattr_in *in = req->arg;
+	const struct xf_idmap *m = fs_map(s);
 	struct fs_inode *ino;
 	struct fs_file *f = NULL;
+	struct stat ost;
 	char proc[32];
 	uint32_t v = in->valid, r;
+	int64_t before = -1;
+	mode_t mode;
 	int rc = 0;
 
 	if (((v & FATTR_ATIME) && in->atimensec >= 1000000000u) ||
@@ -97,10 +102,40 @@ uint32_t fs_op_setattr(struct fs_session *s, struct fs_req *req)
 	}
 	fs_proc_path(ino->fd, proc, sizeof(proc));
 
+	/* identity policy: owner and mode only by the (mapped) owner or an
+	 * unsquashed guest root over objects inside its range */
+	if (v & (FATTR_UID | FATTR_GID | FATTR_MODE)) {
+		if (fstat(ino->fd, &ost) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		if ((rc = xf_idmap_may_chattr(m, req->in.uid, ost.st_uid)) != 0)
+			goto out;
+	}
+	if ((v & FATTR_SIZE) && s->acct && ino->type == S_IFREG) {
+		if (fstat(ino->fd, &ost) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		before = ost.st_size;
+		if ((int64_t)in->size > before &&
+		    (int64_t)in->size - before > fs_quota_room(s)) {
+			rc = -EDQUOT;
+			goto out;
+		}
+	}
 	if (v & (FATTR_UID | FATTR_GID)) {
-		uid_t uid = (v & FATTR_UID) ? in->uid : (uid_t)-1;
-		gid_t gid = (v & FATTR_GID) ? in->gid : (gid_t)-1;
+		uint32_t hu, hg;
+		uid_t uid;
+		gid_t gid;
 
+		if ((rc = xf_idmap_chown_uid(m, req->in.uid, (v & FATTR_UID) ?
+		    in->uid : XF_ID_INVALID, &hu)) != 0 ||
+		    (rc = xf_idmap_chown_gid(m, req->in.uid, (v & FATTR_GID) ?
+		    in->gid : XF_ID_INVALID, &hg)) != 0)
+			goto out;
+		uid = hu;
+		gid = hg;
 		if (fchownat(ino->fd, "", uid, gid,
 		    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
 			rc = -errno;
@@ -112,11 +147,14 @@ uint32_t fs_op_setattr(struct fs_session *s, struct fs_req *req)
 			rc = -EOPNOTSUPP;
 			goto out;
 		}
+		mode = in->mode & 07777;
+		if (!xf_idmap_is_identity(m) && fstat(ino->fd, &ost) == 0)
+			mode = xf_idmap_setid_filter(m, mode | ino->type,
+			    ost.st_uid, ost.st_gid) & 07777;
 		if (f != NULL)
-			rc = fchmod(f->fd, in->mode & 07777) ? -errno : 0;
+			rc = fchmod(f->fd, mode) ? -errno : 0;
 		else
-			rc = fchmodat(AT_FDCWD, proc, in->mode & 07777, 0) ?
-			    -errno : 0;
+			rc = fchmodat(AT_FDCWD, proc, mode, 0) ? -errno : 0;
 		if (rc)
 			goto out;
 	}
@@ -132,6 +170,8 @@ uint32_t fs_op_setattr(struct fs_session *s, struct fs_req *req)
 			rc = truncate(proc, (off_t)in->size) ? -errno : 0;
 		if (rc)
 			goto out;
+		if (before >= 0)
+			fs_quota_charge(s, (int64_t)in->size - before, 0);
 	}
 	if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
 	    FATTR_MTIME_NOW)) {
@@ -184,6 +224,11 @@ uint32_t fs_op_access(struct fs_session *s, struct fs_req *req)
 		return fs_reply_err(req, rc);
 	if ((mask & W_OK) && s->readonly)
 		return fs_reply_err(req, EROFS);
+	if (!xf_idmap_is_identity(fs_map(s))) {
+		/* compare as the guest sees the object */
+		st.st_uid = xf_idmap_show_uid(fs_map(s), st.st_uid);
+		st.st_gid = xf_idmap_show_gid(fs_map(s), st.st_gid);
+	}
 	if (req->in.uid == 0) {
 		if ((mask & X_OK) && !S_ISDIR(st.st_mode) &&
 		    !(st.st_mode & 0111))

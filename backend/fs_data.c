@@ -35,9 +35,12 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "idmap.h"
 #include "log.h"
 
 #define FS_DIRBUF	32768
+/* the kernel's __FMODE_EXEC in FUSE_OPEN flags: an execve() open */
+#define FS_FMODE_EXEC	0x20
 
 struct fs_dirent64 {
 	uint64_t d_ino;
@@ -208,6 +211,73 @@ static uint32_t reply_open(struct fs_req *req, uint64_t fh)
 	return fs_reply(req, &o, sizeof(o));
 }
 
+/* ---- quota around size-changing calls (fs_policy.c) ---- */
+
+/*
+ * Before writing *len bytes at off of fd: shorten *len to what the quota
+ * leaves (growth beyond the current size is what counts), -EDQUOT if
+ * nothing fits.  *before: the size now, or -1 without a quota.
+ */
+static int quota_before(struct fs_session *s, int fd, uint64_t off,
+			size_t *len, int64_t *before)
+{
+	struct stat st;
+	int64_t room, end;
+
+	*before = -1;
+	if (!s->acct || *len == 0)
+		return 0;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	*before = st.st_size;
+	end = (int64_t)off + (int64_t)*len;
+	if (end <= st.st_size)
+		return 0;
+	room = fs_quota_room(s);
+	if (end - st.st_size <= room)
+		return 0;
+	/* partial: up to the limit, then EDQUOT on the next call */
+	if (st.st_size + room <= (int64_t)off)
+		return -EDQUOT;
+	*len = (size_t)(st.st_size + room - (int64_t)off);
+	return 0;
+}
+
+static void quota_after(struct fs_session *s, int fd, int64_t before)
+{
+	struct stat st;
+
+	if (before < 0 || fstat(fd, &st) != 0)
+		return;
+	fs_quota_charge(s, st.st_size - before, 0);
+}
+
+/* statfs: a quota is the size of the filesystem the guest sees. */
+static void quota_statfs(struct fs_session *s, struct fuse_kstatfs *k)
+{
+	struct fs_stats st;
+	uint64_t bs = k->frsize ? k->frsize : (k->bsize ? k->bsize : 4096);
+
+	memset(&st, 0, sizeof(st));
+	fs_quota_stats(s, &st);
+	if (st.quota_bytes_limit) {
+		uint64_t blocks = st.quota_bytes_limit / bs;
+		uint64_t used = (st.quota_bytes_used + bs - 1) / bs;
+		uint64_t fr = used < blocks ? blocks - used : 0;
+
+		k->blocks = blocks;
+		k->bfree = fr < k->bfree ? fr : k->bfree;
+		k->bavail = fr < k->bavail ? fr : k->bavail;
+	}
+	if (st.quota_inodes_limit) {
+		uint64_t fr = st.quota_inodes_used < st.quota_inodes_limit ?
+		    st.quota_inodes_limit - st.quota_inodes_used : 0;
+
+		k->files = st.quota_inodes_limit;
+		k->ffree = fr < k->ffree ? fr : k->ffree;
+	}
+}
+
 /* ---- OPEN / RELEASE / FLUSH / FSYNC ---- */
 
 uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
@@ -215,6 +285,7 @@ uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
 	const struct fuse_open_in *in = req->arg;
 	struct fs_inode *ino;
 	uint64_t fh;
+	int64_t oldsize = 0;
 	int rc, fd, flags = fs_open_flags(in->flags, 0);
 
 	if ((ino = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
@@ -240,10 +311,24 @@ uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
 		rc = -EROFS;
 		goto out;
 	}
+	/* noexec export: an exec open (the kernel's FMODE_EXEC) is refused
+	 * here too, whatever the frontend mounted */
+	if ((in->flags & FS_FMODE_EXEC) && fs_map(s)->noexec) {
+		rc = -EACCES;
+		goto out;
+	}
+	if ((flags & O_TRUNC) && ino->type == S_IFREG) {
+		struct stat ost;
+
+		if (fstat(ino->fd, &ost) == 0)
+			oldsize = ost.st_size;
+	}
 	if ((fd = fs_reopen(s, ino, flags)) < 0) {
 		rc = fd;
 		goto out;
 	}
+	if (oldsize > 0)
+		fs_quota_charge(s, -oldsize, 0);
 	/* the services' verdict (antivirus on-open policy); EACCES on deny */
 	if (ino->type == S_IFREG &&
 	    (rc = bk_verdict_check(s, fd, in->flags)) < 0) {
@@ -360,7 +445,8 @@ uint32_t fs_op_write(struct fs_session *s, struct fs_req *req)
 	const struct fuse_write_in *in = req->arg;
 	struct fuse_write_out out;
 	struct fs_file *f;
-	size_t done = 0;
+	size_t done = 0, wlen = req->wlen;
+	int64_t before = -1;
 	ssize_t n;
 	int rc = 0;
 
@@ -373,9 +459,13 @@ uint32_t fs_op_write(struct fs_session *s, struct fs_req *req)
 		fs_file_put(s, f);
 		return fs_reply_err(req, EBADF);
 	}
-	while (done < req->wlen) {
+	if ((rc = quota_before(s, f->fd, in->offset, &wlen, &before)) != 0) {
+		fs_file_put(s, f);
+		return fs_reply_err(req, rc);
+	}
+	while (done < wlen) {
 		n = pwrite(f->fd, (const char *)req->wdata + done,
-		    req->wlen - done, (off_t)(in->offset + done));
+		    wlen - done, (off_t)(in->offset + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -388,6 +478,7 @@ uint32_t fs_op_write(struct fs_session *s, struct fs_req *req)
 	}
 	if (done > 0)
 		atomic_store(&f->written, 1);
+	quota_after(s, f->fd, before);
 	fs_file_put(s, f);
 	if (done == 0 && rc != 0)
 		return fs_reply_err(req, rc);
@@ -405,6 +496,7 @@ uint32_t fs_op_fallocate(struct fs_session *s, struct fs_req *req)
 	struct fs_file *f;
 	uint32_t ok = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
 	    FALLOC_FL_ZERO_RANGE;
+	int64_t before = -1;
 	int rc;
 
 	if (in->mode & ~ok)
@@ -416,10 +508,22 @@ uint32_t fs_op_fallocate(struct fs_session *s, struct fs_req *req)
 		fs_file_put(s, f);
 		return fs_reply_err(req, EBADF);
 	}
-	rc = fallocate(f->fd, (int)in->mode, (off_t)in->offset,
-	    (off_t)in->length) ? -errno : 0;
+	rc = 0;
+	if (!(in->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) ||
+	    !(in->mode & FALLOC_FL_KEEP_SIZE)) {
+		size_t want = in->length > SIZE_MAX ? SIZE_MAX :
+		    (size_t)in->length, got = want;
+
+		rc = quota_before(s, f->fd, in->offset, &got, &before);
+		if (rc == 0 && got < want)
+			rc = -EDQUOT;	/* all or nothing */
+	}
+	if (rc == 0)
+		rc = fallocate(f->fd, (int)in->mode, (off_t)in->offset,
+		    (off_t)in->length) ? -errno : 0;
 	if (rc == 0)
 		atomic_store(&f->written, 1);
+	quota_after(s, f->fd, before);
 	fs_file_put(s, f);
 	return rc ? fs_reply_err(req, rc) : fs_reply(req, NULL, 0);
 }
@@ -458,6 +562,7 @@ uint32_t fs_op_copy_file_range(struct fs_session *s, struct fs_req *req)
 	struct fs_file *fi = NULL, *fo = NULL;
 	loff_t oi = (loff_t)in->off_in, oo = (loff_t)in->off_out;
 	size_t len = in->len > (1u << 30) ? (1u << 30) : (size_t)in->len;
+	int64_t before = -1;
 	ssize_t n;
 	int rc;
 
@@ -472,7 +577,10 @@ uint32_t fs_op_copy_file_range(struct fs_session *s, struct fs_req *req)
 		rc = -EBADF;
 		goto out;
 	}
+	if ((rc = quota_before(s, fo->fd, in->off_out, &len, &before)) != 0)
+		goto out;
 	n = copy_file_range(fi->fd, &oi, fo->fd, &oo, len, 0);
+	quota_after(s, fo->fd, before);
 	if (n < 0) {
 		rc = -errno;
 		goto out;
@@ -621,7 +729,7 @@ static uint32_t do_readdir(struct fs_session *s, struct fs_req *req,
 
 			if (fd >= 0 && fstat(fd, &st) == 0 &&
 			    fs_inode_add(s, fd, &st, &ino) == 0) {
-				fs_fill_entry(&rec.dp.entry_out, ino->nodeid,
+				fs_fill_entry(s, &rec.dp.entry_out, ino->nodeid,
 					      &st);
 				fs_inode_put(s, ino);
 			} else if (fd >= 0) {
@@ -678,6 +786,7 @@ uint32_t fs_op_statfs(struct fs_session *s, struct fs_req *req)
 	out.st.bsize = (uint32_t)sf.f_bsize;
 	out.st.namelen = (uint32_t)sf.f_namelen;
 	out.st.frsize = (uint32_t)sf.f_frsize;
+	quota_statfs(s, &out.st);
 	return fs_reply(req, &out, sizeof(out));
 }
 

@@ -137,7 +137,25 @@ struct fs_session {
 	unsigned ndfr;
 
 	atomic_uint_fast64_t st_ops, st_read, st_written, st_filefds;
+
+	/* fs_policy.c: identity map and quota accounting */
+	_Atomic(const struct xf_idmap *) idmap;	/* NULL: identity */
+	struct xf_idmap *old_maps;	/* replaced maps, freed with s */
+	struct fs_acct *acct;		/* NULL: no quota */
 };
+
+/* fs_policy.c */
+struct xf_idmap;
+const struct xf_idmap *fs_map(struct fs_session *s);
+void fs_policy_free(struct fs_session *s);
+/* 0 or -EDQUOT: may bytes/inodes more be used (only positive parts)? */
+int fs_quota_check(struct fs_session *s, int64_t bytes, int64_t inodes);
+void fs_quota_charge(struct fs_session *s, int64_t bytes, int64_t inodes);
+/* Bytes that may still be added (INT64_MAX without a quota). */
+int64_t fs_quota_room(struct fs_session *s);
+void fs_quota_stats(struct fs_session *s, struct fs_stats *st);
+int64_t fs_quota_entry_bytes(int dirfd, const char *name, int *exists);
+int fs_quota_scan(int root_fd, int64_t *bytes, int64_t *inodes);
 
 /* A handler: returns a reply length, FS_NO_REPLY or FS_DEFERRED. */
 typedef uint32_t (*fs_op_fn)(struct fs_session *s, struct fs_req *req);
@@ -169,14 +187,16 @@ struct fs_cred {
 	mode_t umask;
 	int changed;
 };
-int fs_cred_enter(struct fs_cred *c, const struct fuse_in_header *in,
-		  int set_umask, uint32_t umask);
+int fs_cred_enter(struct fs_session *s, struct fs_cred *c,
+		  const struct fuse_in_header *in, int set_umask,
+		  uint32_t umask);
 void fs_cred_leave(struct fs_cred *c);
 
 /* Attributes. */
-void fs_fill_attr(struct fuse_attr *a, const struct stat *st);
-void fs_fill_entry(struct fuse_entry_out *e, uint64_t nodeid,
-		   const struct stat *st);
+void fs_fill_attr(struct fs_session *s, struct fuse_attr *a,
+		  const struct stat *st);
+void fs_fill_entry(struct fs_session *s, struct fuse_entry_out *e,
+		   uint64_t nodeid, const struct stat *st);
 size_t fs_entry_size(const struct fs_session *s);
 size_t fs_attr_out_size(const struct fs_session *s);
 

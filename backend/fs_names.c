@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "idmap.h"
 #include "log.h"
 
 /* Reply a fuse_entry_out for O_PATH fd (consumed); one lookup is added. */
@@ -43,7 +44,7 @@ static uint32_t reply_entry_fd(struct fs_session *s, struct fs_req *req,
 	}
 	if ((rc = fs_inode_add(s, fd, &st, &ino)) != 0)
 		return fs_reply_err(req, rc);
-	fs_fill_entry(&e, ino->nodeid, &st);
+	fs_fill_entry(s, &e, ino->nodeid, &st);
 	if (fs_entry_size(s) > fs_out_room(req)) {
 		/* the kernel will not learn the nodeid: undo the lookup */
 		fs_inode_put(s, ino);
@@ -133,14 +134,18 @@ uint32_t fs_op_mkdir(struct fs_session *s, struct fs_req *req)
 		return fs_reply_err(req, rc);
 	if ((dir = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
 		return fs_reply_err(req, rc);
-	if ((rc = fs_cred_enter(&c, &req->in, 1, in->umask)) != 0)
+	if ((rc = fs_cred_enter(s, &c, &req->in, 1, in->umask)) != 0)
 		goto out;
 	if (c.umask == (mode_t)-1)
 		mode &= ~(in->umask & 0777);
-	rc = mkdirat(dir->fd, name, mode) ? -errno : 0;
-	fs_cred_leave(&c);
+	rc = fs_quota_check(s, 0, 1);
 	if (rc == 0)
+		rc = mkdirat(dir->fd, name, mode) ? -errno : 0;
+	fs_cred_leave(&c);
+	if (rc == 0) {
+		fs_quota_charge(s, 0, 1);
 		return made_entry(s, req, dir, name, FS_EV_MKDIR);
+	}
 out:
 	fs_inode_put(s, dir);
 	return fs_reply_err(req, rc);
@@ -174,15 +179,22 @@ uint32_t fs_op_mknod(struct fs_session *s, struct fs_req *req)
 	}
 	if ((dir = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
 		return fs_reply_err(req, rc);
-	if ((rc = fs_cred_enter(&c, &req->in, 1, in->umask)) != 0)
+	if ((rc = fs_cred_enter(s, &c, &req->in, 1, in->umask)) != 0)
 		goto out;
 	if (c.umask == (mode_t)-1)
 		mode &= ~(mode_t)(in->umask & 0777);
-	rc = mknodat(dir->fd, name, mode, 0) ? -errno : 0;
-	fs_cred_leave(&c);
+	mode = xf_idmap_setid_filter(fs_map(s), mode,
+	    xf_idmap_caller_uid(fs_map(s), req->in.uid),
+	    xf_idmap_caller_gid(fs_map(s), req->in.gid));
+	rc = fs_quota_check(s, 0, 1);
 	if (rc == 0)
+		rc = mknodat(dir->fd, name, mode, 0) ? -errno : 0;
+	fs_cred_leave(&c);
+	if (rc == 0) {
+		fs_quota_charge(s, 0, 1);
 		return made_entry(s, req, dir, name,
 		    S_ISREG(mode) ? FS_EV_CREATE : FS_EV_MKNOD);
+	}
 out:
 	fs_inode_put(s, dir);
 	return fs_reply_err(req, rc);
@@ -199,12 +211,16 @@ uint32_t fs_op_symlink(struct fs_session *s, struct fs_req *req)
 		return fs_reply_err(req, rc);
 	if ((dir = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
 		return fs_reply_err(req, rc);
-	if ((rc = fs_cred_enter(&c, &req->in, 0, 0)) != 0)
+	if ((rc = fs_cred_enter(s, &c, &req->in, 0, 0)) != 0)
 		goto out;
-	rc = symlinkat(str[1], dir->fd, str[0]) ? -errno : 0;
-	fs_cred_leave(&c);
+	rc = fs_quota_check(s, (int64_t)strlen(str[1]), 1);
 	if (rc == 0)
+		rc = symlinkat(str[1], dir->fd, str[0]) ? -errno : 0;
+	fs_cred_leave(&c);
+	if (rc == 0) {
+		fs_quota_charge(s, (int64_t)strlen(str[1]), 1);
 		return made_entry(s, req, dir, str[0], FS_EV_SYMLINK);
+	}
 out:
 	fs_inode_put(s, dir);
 	return fs_reply_err(req, rc);
@@ -263,6 +279,9 @@ static uint32_t do_remove(struct fs_session *s, struct fs_req *req, int flags)
 		fs_inode_put(s, dir);
 		return fs_reply_err(req, rc);
 	}
+	if (have)
+		fs_quota_charge(s, (S_ISREG(st.st_mode) ||
+		    S_ISLNK(st.st_mode)) ? -(int64_t)st.st_size : 0, -1);
 	child_path(s, dir->fd, name, path, sizeof(path));
 	fs_event_stat(s, flags ? FS_EV_RMDIR : FS_EV_UNLINK, 0,
 		      have ? &st : NULL, 0, path, NULL);
@@ -287,7 +306,8 @@ static uint32_t do_rename(struct fs_session *s, struct fs_req *req,
 	const char *str[2];
 	struct fs_inode *od = NULL, *nd = NULL;
 	struct stat st;
-	int rc, have;
+	int rc, have, texists = 0;
+	int64_t tb = 0;
 
 	if (flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return fs_reply_err(req, EINVAL);
@@ -301,10 +321,14 @@ static uint32_t do_rename(struct fs_session *s, struct fs_req *req,
 	if ((nd = fs_inode_get(s, newdir, &rc)) == NULL)
 		goto out;
 	child_path(s, od->fd, str[0], p1, sizeof(p1));
+	tb = (flags & RENAME_EXCHANGE) ? 0 :
+	    fs_quota_entry_bytes(nd->fd, str[1], &texists);
 	if (renameat2(od->fd, str[0], nd->fd, str[1], flags) != 0) {
 		rc = -errno;
 		goto out;
 	}
+	if (texists)	/* the replaced entry is gone */
+		fs_quota_charge(s, -tb, -1);
 	child_path(s, nd->fd, str[1], p2, sizeof(p2));
 	have = fstatat(nd->fd, str[1], &st, AT_SYMLINK_NOFOLLOW) == 0;
 	fs_event_stat(s, FS_EV_RENAME,
@@ -338,6 +362,7 @@ uint32_t fs_op_link(struct fs_session *s, struct fs_req *req)
 	const char *name;
 	struct fs_inode *ino = NULL, *dir = NULL;
 	int rc, fd;
+	int64_t lsize = 0;
 	uint32_t r;
 
 	if ((rc = fs_args_strings((const char *)req->arg + sizeof(*in),
@@ -351,6 +376,14 @@ uint32_t fs_op_link(struct fs_session *s, struct fs_req *req)
 		rc = -EPERM;
 		goto out;
 	}
+	{
+		struct stat lst;
+
+		lsize = (fstat(ino->fd, &lst) == 0 && (S_ISREG(lst.st_mode) ||
+		    S_ISLNK(lst.st_mode))) ? lst.st_size : 0;
+	}
+	if ((rc = fs_quota_check(s, lsize, 1)) != 0)
+		goto out;
 	if (linkat(ino->fd, "", dir->fd, name, AT_EMPTY_PATH) != 0) {
 		rc = -errno;
 		if (rc == -ENOENT || rc == -EPERM) {
@@ -362,6 +395,7 @@ uint32_t fs_op_link(struct fs_session *s, struct fs_req *req)
 		if (rc != 0)
 			goto out;
 	}
+	fs_quota_charge(s, lsize, 1);
 	if ((fd = fs_lookup_fd(s, dir->fd, name)) < 0) {
 		rc = fd;
 		goto out;
@@ -416,7 +450,8 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	struct stat st;
 	struct open_how how;
 	mode_t mode = in->mode & 07777;
-	int rc, fd = -1, pfd = -1, flags;
+	int rc, fd = -1, pfd = -1, flags, existed = 0;
+	int64_t oldsize = 0;
 	uint64_t fh;
 	size_t esz = fs_entry_size(s);
 
@@ -441,10 +476,18 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	}
 	if ((dir = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
 		return fs_reply_err(req, rc);
-	if ((rc = fs_cred_enter(&c, &req->in, 1, in->umask)) != 0)
+	if ((rc = fs_cred_enter(s, &c, &req->in, 1, in->umask)) != 0)
 		goto out;
 	if (c.umask == (mode_t)-1)
 		mode &= ~(mode_t)(in->umask & 0777);
+	mode = xf_idmap_setid_filter(fs_map(s), mode | S_IFREG,
+	    xf_idmap_caller_uid(fs_map(s), req->in.uid),
+	    xf_idmap_caller_gid(fs_map(s), req->in.gid)) & 07777;
+	oldsize = tmp ? 0 : fs_quota_entry_bytes(dir->fd, name, &existed);
+	if (!existed && (rc = fs_quota_check(s, 0, 1)) != 0) {
+		fs_cred_leave(&c);
+		goto out;
+	}
 	memset(&how, 0, sizeof(how));
 	how.flags = (uint64_t)flags;
 	how.mode = mode;
@@ -456,6 +499,10 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	fs_cred_leave(&c);
 	if (rc != 0)
 		goto out;
+	if (!existed)
+		fs_quota_charge(s, 0, 1);
+	else if (flags & O_TRUNC)
+		fs_quota_charge(s, -oldsize, 0);
 	if ((pfd = opath_of(s, fd)) < 0) {
 		if (tmp) {
 			rc = pfd;
@@ -485,7 +532,7 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	if (!tmp)
 		fs_event_fd(s, FS_EV_CREATE, 0, dir->fd, name, NULL);
 	memset(&out, 0, sizeof(out));
-	fs_fill_entry(&out.e, ino->nodeid, &st);
+	fs_fill_entry(s, &out.e, ino->nodeid, &st);
 	out.o.fh = fh;
 	fs_inode_put(s, ino);
 	fs_inode_put(s, dir);

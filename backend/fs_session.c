@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "idmap.h"
 #include "log.h"
 
 #define FS_MAX_MAX_PAGES	256	/* the kernel's FUSE_MAX_MAX_PAGES */
@@ -195,9 +196,11 @@ static void fs_cred_keep_dac(void)
  * is applied to the mode by hand (set_umask == 0 case of the handlers).
  * Returns 0 or -errno; on error nothing is changed.
  */
-int fs_cred_enter(struct fs_cred *c, const struct fuse_in_header *in,
-		  int set_umask, uint32_t umask_in)
+int fs_cred_enter(struct fs_session *s, struct fs_cred *c,
+		  const struct fuse_in_header *in, int set_umask,
+		  uint32_t umask_in)
 {
+	const struct xf_idmap *m = fs_map(s);
 	uid_t uid = in->uid;
 	gid_t gid = in->gid;
 
@@ -214,6 +217,9 @@ int fs_cred_enter(struct fs_cred *c, const struct fuse_in_header *in,
 		uid = 65534;
 	if (gid == (gid_t)-1)
 		gid = 65534;
+	/* squash and map: the host ids this guest caller acts as */
+	uid = xf_idmap_caller_uid(m, uid);
+	gid = xf_idmap_caller_gid(m, gid);
 	c->gid = (gid_t)syscall(SYS_setfsgid, gid);
 	if ((gid_t)syscall(SYS_setfsgid, -1) != gid) {
 		(void)syscall(SYS_setfsgid, c->gid);
@@ -248,8 +254,11 @@ void fs_cred_leave(struct fs_cred *c)
 
 /* ---- attributes ---- */
 
-void fs_fill_attr(struct fuse_attr *a, const struct stat *st)
+void fs_fill_attr(struct fs_session *s, struct fuse_attr *a,
+		  const struct stat *st)
 {
+	const struct xf_idmap *m = fs_map(s);
+
 	memset(a, 0, sizeof(*a));
 	a->ino = st->st_ino;
 	a->size = (uint64_t)st->st_size;
@@ -262,21 +271,22 @@ void fs_fill_attr(struct fuse_attr *a, const struct stat *st)
 	a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
 	a->mode = st->st_mode;
 	a->nlink = (uint32_t)st->st_nlink;
-	a->uid = st->st_uid;
-	a->gid = st->st_gid;
+	/* ownership as the guest sees it; unmapped hosts ids: 65534 */
+	a->uid = xf_idmap_show_uid(m, st->st_uid);
+	a->gid = xf_idmap_show_gid(m, st->st_gid);
 	a->rdev = (uint32_t)st->st_rdev;
 	a->blksize = (uint32_t)st->st_blksize;
 }
 
-void fs_fill_entry(struct fuse_entry_out *e, uint64_t nodeid,
-		   const struct stat *st)
+void fs_fill_entry(struct fs_session *s, struct fuse_entry_out *e,
+		   uint64_t nodeid, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->nodeid = nodeid;
 	e->generation = 0;
 	e->entry_valid = FS_ENTRY_TIMEOUT;
 	e->attr_valid = FS_ENTRY_TIMEOUT;
-	fs_fill_attr(&e->attr, st);
+	fs_fill_attr(s, &e->attr, st);
 }
 
 size_t fs_entry_size(const struct fs_session *s)
@@ -635,6 +645,7 @@ void fs_session_free(struct fs_session *s)
 		return;
 	fs_session_cancel_deferred(s);
 	fs_files_free(s);
+	fs_policy_free(s);
 	fs_htab_destroy(&s->files);
 	if (s->root != NULL || s->inodes.b != NULL)
 		fs_inodes_free(s);
@@ -668,6 +679,7 @@ void fs_session_stats(struct fs_session *s, struct fs_stats *st)
 	st->handles = s->nfiles;
 	pthread_mutex_unlock(&s->flock);
 	st->fds_open += atomic_load(&s->st_filefds);
+	fs_quota_stats(s, st);
 }
 
 const char *fs_session_domain(const struct fs_session *s)

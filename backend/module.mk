@@ -27,9 +27,10 @@ test_conn_LIBS := -lcmocka
 
 # The fs layer (FUSE operations against an export), owned by its author.
 FS_SRCS := backend/fs_session.c backend/fs_inode.c backend/fs_names.c \
-           backend/fs_data.c backend/fs_attr.c backend/fs_lock.c
+           backend/fs_data.c backend/fs_attr.c backend/fs_lock.c \
+           backend/fs_policy.c policy/idmap.c
 
 # fs layer driven with hand-built FUSE frames against a temp directory
 UNIT_TESTS += test_fs
-test_fs_SRCS := tests/unit/test_fs.c $(FS_SRCS)
+test_fs_SRCS := tests/unit/test_fs.c $(FS_SRCS) policy/config.c
 test_fs_LIBS := -lcmocka

@@ -1,6 +1,6 @@
 # policy/: config reader and the pure policy decisions.  Not a library of
 # its own: every binary that needs it links $(POLICY_SRCS) (xenfsd does).
-POLICY_SRCS := policy/config.c policy/policy.c
+POLICY_SRCS := policy/config.c policy/policy.c policy/idmap.c
 
 UNIT_TESTS += test_config test_policy
 test_config_SRCS := tests/unit/test_config.c $(POLICY_SRCS)
