@@ -693,6 +693,9 @@ int bk_conn_start(struct xf_conn *xc, const char *domain, uint32_t domid,
 			 domain, tag);
 		goto fail;
 	}
+	/* identity map, quotas, noexec (docs/security.md) */
+	if ((r = fs_session_set_policy(c->fs, bk_srv.cfg)) < 0)
+		goto fail;
 
 	pthread_mutex_lock(&conns_lock);
 	c->frozen = frozen_find(domain) >= 0;
@@ -824,6 +827,8 @@ void bk_conns_reload(const struct xf_config *cfg)
 				 c->domain, c->tag);
 		}
 		/* rw again after ro: the frontend mounted ro; keep it so */
+		/* squash/map/quota/noexec apply from the next request on */
+		(void)fs_session_set_policy(c->fs, cfg);
 	}
 }
 
