@@ -9,3 +9,8 @@ test_policy_SRCS := tests/unit/test_policy.c $(POLICY_SRCS)
 test_policy_LIBS := -lcmocka
 
 MAN_PAGES += docs/xenfs.conf.5
+
+# identity mapping and quota decisions, enumerated
+UNIT_TESTS += test_idmap
+test_idmap_SRCS := tests/unit/test_idmap.c $(POLICY_SRCS)
+test_idmap_LIBS := -lcmocka
