@@ -180,4 +180,7 @@ xf_is_mounted "$M" && xf_fail "still mounted after umount"
 xf_assert_eq "$(cat "$EXP/target")" target-data "host file after umount"
 kill -0 "$XF_BACKEND_PID" 2>/dev/null || xf_fail "xenfsd died"
 ok "umount; xenfsd still running"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

@@ -218,4 +218,7 @@ ok "guest link/rename of symlinks operate on the links, not their targets"
 
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

@@ -188,4 +188,7 @@ xf_log "xenfsd descriptor count: max $max over the run (max-fds = 256)"
 ok "xenfsd stayed at <= $max descriptors while the guest held >20k inodes"
 kill -0 "$B" || xf_fail "xenfsd died"
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

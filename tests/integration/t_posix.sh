@@ -444,4 +444,7 @@ ok "mkfifo, mknod p, unix socket node"
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 cd /
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

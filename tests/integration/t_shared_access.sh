@@ -162,4 +162,7 @@ esac
 cmp "$W/data" "$M1/data" || xf_fail "vm1 read after refusals"
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 for m in "$W/vm1/ro" "$W/vm1/home" "$M2" "$M1"; do xf_umount "$m"; done
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

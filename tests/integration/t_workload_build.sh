@@ -131,4 +131,7 @@ rm -rf "$M/src" "$M/xenfs" || xf_fail "rm -rf of the trees"
 ok "removed everything ($(elapsed))"
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

@@ -179,4 +179,7 @@ ok "negative control: verify_only detects one corrupted byte"
 rm -f "$M"/*.dat || xf_fail "rm data files"
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"

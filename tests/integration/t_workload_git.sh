@@ -116,4 +116,7 @@ ok "checkout of HEAD~50 and back ($(elapsed))"
 rm -rf "$R" || xf_fail "rm -rf repo"
 kill -0 "$XF_BACKEND_PID" || xf_fail "xenfsd died"
 xf_umount "$M"
+# clean shutdown, and no sanitizer report from xenfsd (SANITIZE= builds)
+xf_stop_backend
+xf_expect_no_log 'Sanitizer|runtime error:'
 xf_log "PASS"
