@@ -163,6 +163,16 @@ xf_assert_eq "$(cat "$M/hostfile")" from-host "host-created file in guest"
 [ -d "$M/hostdir" ] || xf_fail "host-created dir not visible in guest"
 ok "files created on the host are visible in the guest"
 
+# host-side changes to a file the guest has cached reach the guest
+cat_is() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+echo changed-on-host >"$EXP/hostfile"
+xf_wait_until 5 cat_is "$M/hostfile" changed-on-host ||
+    xf_fail "guest still reads '$(cat "$M/hostfile")' 5 s after dom0 rewrote it"
+rm "$EXP/hostfile"
+xf_wait_until 5 test ! -e "$M/hostfile" ||
+    xf_fail "guest still sees a file dom0 removed 5 s ago"
+ok "dom0's rewrite and removal of a cached file reach the guest"
+
 # --- statfs
 df "$M" >/dev/null || xf_fail "df on the mount"
 read -r gb gblocks gfree <<<"$(stat -f -c '%S %b %f' "$M")"

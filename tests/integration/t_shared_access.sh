@@ -56,6 +56,22 @@ xf_assert_eq "$(cat "$M2/dir/note")" note "vm2 reads vm1's file in a subdir"
 cmp "$W/data" "$W/exp/shared/data" || xf_fail "host copy differs"
 ok "vm1 wrote, vm2 read the same content (and so does the host)"
 
+# --- later changes by vm1 reach vm2 even after vm2 cached the file
+echo version-1 >"$M1/coherent"
+xf_assert_eq "$(cat "$M2/coherent")" version-1 "vm2 first read"
+echo version-2 >"$M1/coherent"
+cat_is() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+xf_wait_until 5 cat_is "$M2/coherent" version-2 ||
+    xf_fail "vm2 still reads '$(cat "$M2/coherent")' 5 s after vm1 rewrote the file"
+echo version-three-longer >>"$M1/coherent"
+xf_wait_until 5 cat_is "$M2/coherent" $'version-2\nversion-three-longer' ||
+    xf_fail "vm2 does not see vm1's append within 5 s: '$(cat "$M2/coherent")'"
+mv "$M1/coherent" "$M1/renamed"
+xf_wait_until 5 test ! -e "$M2/coherent" ||
+    xf_fail "vm2 still sees a name vm1 renamed away after 5 s"
+rm "$M1/renamed"
+ok "vm2 sees vm1's rewrite, append and rename of a file it had cached"
+
 # --- every modification from vm2 fails with EROFS
 "$PY" - "$M2" <<'PYEOF' || xf_fail "vm2 (ro) could modify the export"
 import errno, os, sys
