@@ -175,7 +175,10 @@ static int open_db(int readonly, sqlite3 **db, struct scan_policy *pol)
 			return -ENOENT;
 		}
 	}
-	return scan_db_open(pol->state, readonly, db);
+	if ((r = scan_db_open(pol->state, readonly, db)) < 0 && !readonly)
+		fprintf(stderr, "xenfs-scan: cannot open the database in %s: "
+			"%s\n", pol->state, strerror(-r));
+	return r;
 }
 
 /* ---- report ---- */
@@ -918,9 +921,10 @@ static int cmd_status(int argc, char **argv)
 		       (double)bytes / 1e6, (long long)hits,
 		       (long long)scan_db_stat_int(db, "skipped"),
 		       (long long)scan_db_stat_int(db, "errors"));
-		printf("throughput:  %.1f MB/s while scanning; recent %s "
-		       "files/s, %.1f MB/s\n", avg, rf[0] ? rf : "0",
-		       rb[0] ? atof(rb) / 1e6 : 0.0);
+		printf("throughput:  %.1f MB/s, %.0f files/s while scanning; "
+		       "recent %s files/s, %.1f MB/s\n", avg,
+		       us > 0 ? (double)scans / ((double)us / 1e6) : 0.0,
+		       rf[0] ? rf : "0", rb[0] ? atof(rb) / 1e6 : 0.0);
 		printf("detections:  %lld (%lld blocked, %lld quarantined)\n",
 		       (long long)ndet, (long long)nblocked,
 		       (long long)nquar);

@@ -69,8 +69,22 @@ int scan_db_open(const char *state, int readonly, sqlite3 **out)
 	int fl;
 
 	*out = NULL;
-	if (!readonly && mkdir(state, 0750) < 0 && errno != EEXIST)
-		return -errno;
+	if (!readonly && mkdir(state, 0750) < 0 && errno != EEXIST) {
+		/* STATE_DIR itself may not exist yet (no xenfsd ran) */
+		char parent[4096], *sl;
+
+		snprintf(parent, sizeof(parent), "%s", state);
+		if (errno != ENOENT || (sl = strrchr(parent, '/')) == NULL ||
+		    sl == parent)
+			return -errno;
+		*sl = '\0';
+		if ((mkdir(parent, 0750) < 0 && errno != EEXIST) ||
+		    (mkdir(state, 0750) < 0 && errno != EEXIST)) {
+			scan_log(SCAN_LOG_ERR, "mkdir %s: %s", state,
+				 strerror(errno));
+			return -errno;
+		}
+	}
 	snprintf(path, sizeof(path), "%s/scan.db", state);
 	fl = readonly ? SQLITE_OPEN_READONLY :
 			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;

@@ -11,7 +11,7 @@ scanner_LIBS := -lsqlite3 -ldl
 
 PROGRAMS += xenfs-scand
 xenfs-scand_SRCS := services/scanner/scand.c services/scanner/proto.c
-xenfs-scand_LIBS := $(shell pkg-config --libs libclamav 2>/dev/null || echo -lclamav)
+xenfs-scand_LIBS := $(shell pkg-config --libs libclamav 2>/dev/null || echo -lclamav) -lseccomp
 xenfs-scand_INSTALL := libexec
 
 PROGRAMS += xenfs-scan

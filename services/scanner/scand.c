@@ -10,11 +10,11 @@
  *
  * Order: load the database -> unshare the network namespace -> drop to
  * nobody/nogroup (setgroups, setresgid, setresuid, checked) -> no new
- * privileges, no children -> loop.  The engine may still read the
- * database directory (it is world-readable, as freshclam keeps it) so it
- * can reload it when freshclam updates it: every 2 s it checks the
- * directory (cl_statchkdir) and compiles a new engine; a database that
- * fails to load leaves the old engine in service.  With no signatures at
+ * privileges, no children, a seccomp denylist -> loop.  The engine may
+ * still read the database directory (it is world-readable, as freshclam
+ * keeps it) so it can reload it when freshclam updates it: every 2 s it
+ * checks the directory (cl_statchkdir) and compiles a new engine; a
+ * database that fails to load leaves the old engine in service.  With no signatures at
  * all it refuses to start: a scanner that passes everything would be
  * worse than none.
  *
@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <clamav.h>
+#include <seccomp.h>
 
 #include "scan_i.h"
 
@@ -236,12 +237,54 @@ static void reload_check(void)
 	say("database %s reloaded: %u signatures", dbdir, ns);
 }
 
+/*
+ * A seccomp denylist on top of the namespace and uid confinement: no new
+ * sockets or connections, no exec, no tracing, no namespace, mount,
+ * module, key or BPF games.  An allowlist would be tighter but libclamav
+ * reaches for a wide, version-dependent set of calls (mmap, temporary
+ * files, directory walks, its bytecode engine); denied calls fail with
+ * EPERM rather than killing, so a parser taking an unexpected path
+ * reports an error instead of dying.
+ */
+static int seccomp_deny(void)
+{
+	static const int deny[] = {
+		SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect),
+		SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept),
+		SCMP_SYS(accept4), SCMP_SYS(execve), SCMP_SYS(execveat),
+		SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv),
+		SCMP_SYS(process_vm_writev), SCMP_SYS(mount),
+		SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
+		SCMP_SYS(unshare), SCMP_SYS(setns), SCMP_SYS(init_module),
+		SCMP_SYS(finit_module), SCMP_SYS(delete_module),
+		SCMP_SYS(kexec_load), SCMP_SYS(bpf), SCMP_SYS(perf_event_open),
+		SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+		SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at),
+		SCMP_SYS(userfaultfd), SCMP_SYS(io_uring_setup),
+		SCMP_SYS(setuid), SCMP_SYS(setgid), SCMP_SYS(setreuid),
+		SCMP_SYS(setregid), SCMP_SYS(setresuid), SCMP_SYS(setresgid),
+		SCMP_SYS(setgroups), SCMP_SYS(fork), SCMP_SYS(vfork),
+	};
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r = 0;
+
+	if (ctx == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]) && r == 0; i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), deny[i], 0);
+	if (r == 0)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return r;
+}
+
 static void sandbox(int nice)
 {
 	struct passwd *pw;
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg, gid;
 	struct rlimit rl = { 0, 0 };
+	int r;
 
 	if (nice) {
 		/* ioprio_set(IOPRIO_WHO_PROCESS, 0, class IDLE) */
@@ -281,6 +324,10 @@ static void sandbox(int nice)
 		exit(0);
 	(void)setrlimit(RLIMIT_NPROC, &rl);	/* best effort */
 	(void)setrlimit(RLIMIT_CORE, &rl);
+	if ((r = seccomp_deny()) < 0) {
+		say("seccomp: %s", strerror(-r));
+		exit(2);
+	}
 }
 
 static void serve_one(void)

@@ -86,6 +86,9 @@ scand=$(pgrep -f "^xenfs-scand --db $W/db" | head -n1)
 [ -n "$scand" ] || xf_fail "no xenfs-scand process"
 [ "$(stat -c %U /proc/"$scand")" = nobody ] || xf_fail "xenfs-scand is not unprivileged"
 grep -q "^NoNewPrivs:[[:space:]]*1" /proc/"$scand"/status || xf_fail "xenfs-scand may gain privileges"
+grep -q "^Seccomp:[[:space:]]*2" /proc/"$scand"/status || xf_fail "xenfs-scand has no seccomp filter"
+[ "$(readlink /proc/"$scand"/ns/net)" != "$(readlink /proc/self/ns/net)" ] ||
+	xf_fail "xenfs-scand shares the host's network namespace"
 kill -9 "$SVC"; wait "$SVC" 2>/dev/null
 xf_wait_until 5 sh -c "! kill -0 $scand 2>/dev/null" || xf_fail "engine outlived its plugin"
 printf '%s' "$EICAR" >"$W/vm2/while-down.com" || xf_fail "write while down"
