@@ -109,7 +109,14 @@ uint32_t fs_op_setattr(struct fs_session *s, struct fs_req *req)
 			rc = -errno;
 			goto out;
 		}
-		if ((rc = xf_idmap_may_chattr(m, req->in.uid, ost.st_uid)) != 0)
+		/* clearing set-id bits is always allowed: that is the guest
+		 * kernel's own killpriv on write/truncate by a non-owner */
+		if (!(v & (FATTR_UID | FATTR_GID)) &&
+		    ((in->mode & 07777) | (ost.st_mode & 06000)) ==
+		    (ost.st_mode & 07777))
+			rc = 0;
+		else if ((rc = xf_idmap_may_chattr(m, req->in.uid,
+		    ost.st_uid)) != 0)
 			goto out;
 	}
 	if ((v & FATTR_SIZE) && s->acct && ino->type == S_IFREG) {
@@ -326,6 +333,11 @@ uint32_t fs_op_setxattr(struct fs_session *s, struct fs_req *req)
 		return fs_reply_err(req, EINVAL);
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
 		return fs_reply_err(req, EINVAL);
+	/* file capabilities are host privilege: only an unmapped (identity)
+	 * export may carry the guest's, as it may carry set-uid root */
+	if (!xf_idmap_is_identity(fs_map(s)) &&
+	    !strcmp(name, "security.capability"))
+		return fs_reply_err(req, EPERM);
 	if ((rc = xattr_name_ok(name)) != 0)
 		return fs_reply_err(req, rc);
 	if ((ino = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
