@@ -367,14 +367,21 @@ static void fmt_guests(struct sbuf *b, const struct snapshot *s, int json)
 				  ",\"inodes\":%" PRIu64 ",\"fds_open\":%"
 				  PRIu64 ",\"handles\":%" PRIu64
 				  ",\"ops_per_s\":%.1f,\"read_bytes_per_s\":"
-				  "%.0f,\"write_bytes_per_s\":%.0f}",
+				  "%.0f,\"write_bytes_per_s\":%.0f"
+				  ",\"quota_bytes_used\":%" PRIu64
+				  ",\"quota_bytes_limit\":%" PRIu64
+				  ",\"quota_inodes_used\":%" PRIu64
+				  ",\"quota_inodes_limit\":%" PRIu64 "}",
 				  c->domid, c->nr_queues,
 				  c->readonly ? "true" : "false",
 				  c->frozen ? "true" : "false",
 				  (long long)c->since, c->st.ops,
 				  c->st.bytes_read, c->st.bytes_written,
 				  c->st.inodes, c->st.fds_open, c->st.handles,
-				  r.ops, r.rd, r.wr);
+				  r.ops, r.rd, r.wr, c->st.quota_bytes_used,
+				  c->st.quota_bytes_limit,
+				  c->st.quota_inodes_used,
+				  c->st.quota_inodes_limit);
 		} else {
 			sb_printf(b, "%-16s %-12s %-9s %6" PRIu32 " %-4s %-6s "
 				  "%9.1f %11.0f %11.0f %10" PRIu64 " %7" PRIu64
@@ -387,8 +394,25 @@ static void fmt_guests(struct sbuf *b, const struct snapshot *s, int json)
 		}
 	}
 	pthread_mutex_unlock(&ctl_lock);
-	if (json)
+	if (json) {
 		sb_printf(b, "]");
+		return;
+	}
+	/* quotas (issue 8): one line per connection that has one */
+	for (size_t i = 0, hdr = 0; i < s->n; i++) {
+		const struct conn_snap *c = &s->v[i];
+
+		if (!c->st.quota_bytes_limit && !c->st.quota_inodes_limit)
+			continue;
+		if (!hdr++)
+			sb_printf(b, "\n%-16s %-12s %20s %20s %12s %12s\n",
+				  "QUOTA DOMAIN", "EXPORT", "BYTES USED",
+				  "BYTES LIMIT", "INODES USED", "INODES LIMIT");
+		sb_printf(b, "%-16s %-12s %20" PRIu64 " %20" PRIu64
+			  " %12" PRIu64 " %12" PRIu64 "\n", c->domain, c->tag,
+			  c->st.quota_bytes_used, c->st.quota_bytes_limit,
+			  c->st.quota_inodes_used, c->st.quota_inodes_limit);
+	}
 }
 
 /*
