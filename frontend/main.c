@@ -88,10 +88,23 @@ static void daemon_fork(void)
 	report_fd = p[1];
 }
 
-/* Leave the parent's session and terminal; stderr goes quiet. */
-static void daemon_detach(void)
+/*
+ * Leave the parent's session and terminal.  Returns 1 if logging should
+ * move to syslog.  Without a syslog socket (an initramfs mounting the
+ * root filesystem, a minimal container) stderr is kept instead if it is
+ * a terminal, console or file, so the daemon's messages still reach
+ * whatever its parent gave it.
+ */
+static int daemon_detach(void)
 {
-	int fd;
+	struct stat st;
+	int fd, use_syslog = access("/dev/log", F_OK) == 0;
+
+	/* never hold a pipe open: `out=$(mount.xenfs ...)` would wait on
+	 * us forever; a console or a log file is fine */
+	if (!use_syslog && (fstat(STDERR_FILENO, &st) < 0 ||
+			    !(S_ISCHR(st.st_mode) || S_ISREG(st.st_mode))))
+		use_syslog = 1;
 
 	if (setsid() < 0)
 		log_warn("setsid");
@@ -101,10 +114,12 @@ static void daemon_detach(void)
 	if (fd >= 0) {
 		(void)dup2(fd, STDIN_FILENO);
 		(void)dup2(fd, STDOUT_FILENO);
-		(void)dup2(fd, STDERR_FILENO);
+		if (use_syslog)
+			(void)dup2(fd, STDERR_FILENO);
 		if (fd > STDERR_FILENO)
 			(void)close(fd);
 	}
+	return use_syslog;
 }
 
 /* ---- the mount ---- */
@@ -331,10 +346,8 @@ int main(int argc, char **argv)
 		goto fail_umount;
 	}
 
-	if (!o.foreground) {
-		daemon_detach();
+	if (!o.foreground && daemon_detach())
 		log_init(0, o.verbose > 0, "mount.xenfs");
-	}
 	memset(&f, 0, sizeof(f));
 	f.conn = conn;
 	f.fuse_fd = fuse_fd;
