@@ -11,3 +11,8 @@ install -m 0644 frontend/initramfs/conf.d/xenfs $(DESTDIR)$(INITRAMFS_DIR)/conf.
 sed 's|/usr/local/sbin|$(SBINDIR)|g' backend/xenfsd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/xenfsd.service
 endef
 INSTALL_EXTRA := $(if $(strip $(INSTALL_EXTRA)),$(INSTALL_EXTRA) && )$(INSTALL_XEN_EXTRA)
+
+# Only these files (tests/xen/run checks where they land).
+install-xen-extra:
+	$(Q)$(INSTALL_XEN_EXTRA)
+.PHONY: install-xen-extra

@@ -289,8 +289,20 @@ static int front_peer_check(struct xf_conn *c)
 {
 	struct xen_priv *p = c->priv;
 
+	uint32_t st;
+	int rc;
+
 	drain_watches(p->xs);
-	return front_state(p, p->be) == XF_XB_CONNECTED ? 0 : -ENOTCONN;
+	rc = xs_get_u32(p->xs, p->be, XF_XK_STATE, XF_XB_CLOSED, &st);
+	if (rc == -ENOENT || rc == -EACCES || rc == -EINVAL)
+		return -ENOTCONN;	/* directory gone, or junk in it */
+	if (rc < 0) {
+		/* A failed read is not a verdict on the backend: the
+		 * watch fires again when the state really changes. */
+		log_warnx("xen: reading %s/state: %s", p->be, strerror(-rc));
+		return 0;
+	}
+	return st == XF_XB_CONNECTED ? 0 : -ENOTCONN;
 }
 
 static void front_release(struct xen_priv *p, void *base)

@@ -87,11 +87,24 @@ share-ro)
 	[ -e /mnt/s/share/from-vm1 ] && g "SAW-VM1 $(cat /mnt/s/share/from-vm1)"
 	if echo x > /mnt/s/share/from-vm3 2>/dev/null; then g "FAIL ro mount accepted a write"
 	else g "RO-OK"; fi
+	i=0; while [ ! -e /mnt/s/share/from-local ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done
+	[ -e /mnt/s/share/from-local ] && g "SAW-LOCAL $(cat /mnt/s/share/from-local)"
 	g "HOLDING"
 	while :; do sleep 10; done ;;
 root)
+	# initramfs-tools' boot script (frontend/initramfs/scripts/xenfs),
+	# with stand-ins for what initramfs-tools' /init provides.  A syslogd
+	# puts mount.xenfs's messages (it logs to syslog once detached) on
+	# the console.
+	syslogd -O /dev/console
 	mkdir -p /newroot
-	xmount "$root" /newroot || end
+	rootmnt=/newroot ROOT=xenfs:$root quiet=n readonly=n ROOTFLAGS=
+	panic() { g "FAIL panic: $*"; end; }
+	log_begin_msg() { g "$*"; }
+	log_end_msg() { g "mounted $root on $rootmnt"; }
+	modprobe() { m=$1; shift; insmod /lib/modules/$m.ko "$@" 2>/dev/null; }
+	. /scripts/xenfs
+	mountroot
 	[ -x /newroot/sbin/xft-workload ] || { g "FAIL no /sbin/xft-workload in the root"; end; }
 	mount --move /dev /newroot/dev 2>/dev/null || mount -t devtmpfs devtmpfs /newroot/dev
 	umount /proc /sys 2>/dev/null

@@ -35,7 +35,7 @@ gitw() { cd xftproj && git init -q && git add -A && git -c user.name=xft -c user
 step git gitw
 step fio fio --name=xft --filename="$W/fio.dat" --size=8M --bs=64k --rw=write \
 	--ioengine=psync --verify=crc32c --do_verify=1 --end_fsync=1
-step tree sh -c "cp -a /usr/include/linux $W/inc && rm -rf $W/inc/netfilter && ls -R $W/inc | wc -l > $W/inc.count"
+step tree sh -c "cp -a /usr/include/asm-generic $W/inc && ls -lR $W/inc | wc -l > $W/inc.count && rm -r $W/inc"
 sync
 t1=$(now)
 tot=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
