@@ -175,6 +175,15 @@ static void hello_cb(int fd, uint32_t events, void *arg)
 	}
 	if (a == XF_ACCESS_RO || (hello.flags & XENFS_LOCAL_F_RO))
 		flags |= XENFS_LOCAL_F_RO;
+	{
+		char sect[16 + XENFS_TAG_MAX];
+		uint64_t noexec = 0;
+
+		snprintf(sect, sizeof(sect), "export %s", hello.tag);
+		if (xf_config_get_u64(cfg, sect, "noexec", &noexec) == 0 &&
+		    noexec)
+			flags |= XENFS_LOCAL_F_NOEXEC;
+	}
 
 	/* bk_conn_start owns xc (and the socket) even when it fails; keep
 	 * a duplicate to answer either way. */

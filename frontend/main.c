@@ -318,6 +318,8 @@ int main(int argc, char **argv)
 	if (do_connect(&o, &conn, &granted))
 		goto fail;
 	rdonly = o.ro || (granted & XENFS_LOCAL_F_RO);
+	if (granted & XENFS_LOCAL_F_NOEXEC)
+		o.mflags |= MS_NOEXEC;	/* the export's policy; not undoable */
 	if (!o.ro && rdonly)
 		log_info("the backend grants %s read-only access", o.tag);
 

@@ -509,7 +509,7 @@ int xf_local_connect(const char *path, const char *tag, uint32_t flags,
 			wel.version);
 		goto fail;
 	}
-	if (wel.flags & ~(uint32_t)XENFS_LOCAL_F_RO) {
+	if (wel.flags & ~(uint32_t)(XENFS_LOCAL_F_RO | XENFS_LOCAL_F_NOEXEC)) {
 		rc = -EPROTO;
 		set_err(err, errlen, "backend granted unknown flags 0x%x",
 			wel.flags);

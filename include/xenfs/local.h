@@ -27,6 +27,9 @@
 
 enum xenfs_local_flags {
 	XENFS_LOCAL_F_RO = 1u << 0,	/* frontend asks for a read-only mount */
+	/* addition (issue 8), welcome only: the export is noexec, mount it
+	 * MS_NOEXEC (the backend also refuses exec opens) */
+	XENFS_LOCAL_F_NOEXEC = 1u << 1,
 };
 
 struct xenfs_local_hello {
