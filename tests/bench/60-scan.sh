@@ -6,9 +6,12 @@
 #    with the same signature database, host cache warm for both.  The
 #    database is /var/lib/clamav when freshclam has filled it, else a
 #    generated one (EICAR .ndb + one .hdb): with a tiny database both
-#    measure file walking, reading and libclamav's parsers.  Row "scan
-#    full": clamscan in the native column, xenfs-scan in the xenfs column;
-#    the ratio (target >= 0.9) is in the notes.
+#    measure file walking, reading and libclamav's parsers.  clamscan
+#    gets the engine's temporary directory (--tempdir, a tmpfs when
+#    /dev/shm is one) so both pay the same per-file cost; its default
+#    /tmp is timed once and noted.  Row "scan full": clamscan in the
+#    native column, xenfs-scan in the xenfs column; the ratio (target
+#    >= 0.9) is in the notes.
 # 2. Write-path overhead: a guest's small-file workload (untar of
 #    /usr/include through a xenfs mount) with on-write scanning off (no
 #    services host) and on (xenfs-services + scanner), best of 3 each.
@@ -86,14 +89,25 @@ scan_full_bench()
 {
 	local t0 t1 best_c=0 best_x=0 r ms
 	cat $(find "$SCAN_ROOT/tree" -type f) >/dev/null 2>&1 || true
+	# clamscan gets the same temporary directory as our engine (a
+	# tmpfs if /dev/shm is one): libclamav makes one per scanned file,
+	# which costs far more on a disk; its default (/tmp) is noted too
+	local ctmp=/tmp best_d=0
+	[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && ctmp=/dev/shm
 	for r in $(seq "$SCAN_RUNS"); do
 		t0=$(bench_now_ms)
-		clamscan --quiet -d "$SCAN_DB" -r "$SCAN_ROOT/tree" \
-		    >/dev/null 2>&1
+		clamscan --quiet --tempdir="$ctmp" -d "$SCAN_DB" \
+		    -r "$SCAN_ROOT/tree" >/dev/null 2>&1
 		[ $? -le 1 ] || { notes+=("scan: clamscan failed"); return; }
 		t1=$(bench_now_ms)
 		ms=$((t1 - t0))
 		[ $best_c = 0 ] || [ $ms -lt $best_c ] && best_c=$ms
+		if [ "$ctmp" != /tmp ] && [ "$r" = 1 ]; then
+			t0=$(bench_now_ms)
+			clamscan --quiet -d "$SCAN_DB" -r "$SCAN_ROOT/tree" \
+			    >/dev/null 2>&1
+			best_d=$(( $(bench_now_ms) - t0 ))
+		fi
 		rm -rf "$SCAN_ROOT/state/scanner"
 		t0=$(bench_now_ms)
 		"$BIN/xenfs-scan" -c "$SCAN_ROOT/xenfs.conf" full bench \
@@ -107,7 +121,7 @@ scan_full_bench()
 	mb_c=$(awk -v b="$SCAN_TREE_BYTES" -v ms="$best_c" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')
 	mb_x=$(awk -v b="$SCAN_TREE_BYTES" -v ms="$best_x" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')
 	bench_row "scan full (clamscan|xenfs)" "MB/s" "$mb_c" - "$mb_x"
-	notes+=("scan full: $SCAN_TREE_FILES files, $((SCAN_TREE_BYTES / 1048576)) MiB, database $SCAN_DB; clamscan ${best_c} ms, xenfs-scan full ${best_x} ms: xenfs-scan/clamscan = $(ratio "$mb_x" "$mb_c") (target >= 0.9)")
+	notes+=("scan full: $SCAN_TREE_FILES files, $((SCAN_TREE_BYTES / 1048576)) MiB, database $SCAN_DB; clamscan --tempdir=$ctmp ${best_c} ms$([ "$best_d" = 0 ] || echo " (default /tmp: ${best_d} ms)"), xenfs-scan full ${best_x} ms: xenfs-scan/clamscan = $(ratio "$mb_x" "$mb_c") (target >= 0.9)")
 }
 
 scan_start_xenfsd()
