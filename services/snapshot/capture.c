@@ -470,8 +470,7 @@ static int capture_obj(struct take *t, int exp, int dirfd, const char *name,
 			log_warn("%s: open %s", t->o->exports[exp].tag, path);
 			return rc == -ENOENT ? 0 : rc;
 		}
-		snprintf(xp, sizeof(xp), "/proc/self/fd/%d", fd);
-		rc = snap_xattrs_read(xp, 1, &xattrs, &xlen);
+		rc = snap_xattrs_read_fd(fd, &xattrs, &xlen);
 	} else {
 		snprintf(xp, sizeof(xp), "/proc/self/fd/%d/", dirfd);
 		{

@@ -236,6 +236,9 @@ void snap_repo_close(struct snap_repo *r)
 {
 	if (!r)
 		return;
+	ZSTD_freeCCtx(r->cctx);
+	ZSTD_freeDCtx(r->dctx);
+	free(r->rbuf);
 	sqlite3_finalize(r->q_known);
 	sqlite3_finalize(r->q_insert);
 	sqlite3_finalize(r->q_where);
@@ -392,7 +395,11 @@ int snap_chunk_put(struct snap_repo *r, const uint8_t *data, size_t len,
 	bound = ZSTD_compressBound(len);
 	if ((cbuf = malloc(REC_HDR + bound)) == NULL)
 		return -ENOMEM;
-	clen = ZSTD_compress(cbuf + REC_HDR, bound, data, len, 3);
+	if (!r->cctx && (r->cctx = ZSTD_createCCtx()) == NULL) {
+		free(cbuf);
+		return -ENOMEM;
+	}
+	clen = ZSTD_compressCCtx(r->cctx, cbuf + REC_HDR, bound, data, len, 3);
 	if (ZSTD_isError(clen) || clen >= len) {
 		cbuf[REC_HDR - 1] = 0;
 		memcpy(cbuf + REC_HDR, data, len);
@@ -537,7 +544,11 @@ int snap_chunk_get(struct snap_repo *r, const uint8_t hash[SNAP_HASH_LEN],
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (ZSTD_decompress(d, dl, c + REC_HDR, n) != dl) {
+		if (!r->dctx && (r->dctx = ZSTD_createDCtx()) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (ZSTD_decompressDCtx(r->dctx, d, dl, c + REC_HDR, n) != dl) {
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -819,8 +830,9 @@ int snap_store_fd(struct snap_repo *r, int fd, uint64_t size,
 	off_t d, h;
 	int rc = 0;
 
-	if ((buf = malloc(r->ck.max)) == NULL)
+	if (!r->rbuf && (r->rbuf = malloc(r->ck.max)) == NULL)
 		return -ENOMEM;
+	buf = r->rbuf;
 	*stored = 0;
 	d = 0;
 	while ((uint64_t)d < size) {
@@ -843,7 +855,6 @@ int snap_store_fd(struct snap_repo *r, int fd, uint64_t size,
 	rc = snap_content_id(r, &e, size, content_id);
 out:
 	free(e.buf);
-	free(buf);
 	return rc;
 }
 
@@ -907,18 +918,34 @@ out:
 
 /* ---- xattrs ---- */
 
+
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int xa_fd = -1;
+
+static ssize_t xa_flist(const char *path, char *buf, size_t len)
+{
+	(void)path;
+	return flistxattr(xa_fd, buf, len);
+}
+
+static ssize_t xa_fget(const char *path, const char *name, void *buf,
+		       size_t len)
+{
+	(void)path;
+	return fgetxattr(xa_fd, name, buf, len);
 }
 
 int snap_xattrs_read(const char *path, int follow, uint8_t **blob,
 		     size_t *blen)
 {
 	ssize_t (*list)(const char *, char *, size_t) =
-		follow ? listxattr : llistxattr;
+		follow == 2 ? xa_flist : follow ? listxattr : llistxattr;
 	ssize_t (*get)(const char *, const char *, void *, size_t) =
-		follow ? getxattr : lgetxattr;
+		follow == 2 ? xa_fget : follow ? getxattr : lgetxattr;
 	char *names = NULL, **v = NULL;
 	uint8_t *out = NULL, *p;
 	size_t nn = 0, i, olen = 0, cap = 0;
@@ -990,6 +1017,16 @@ out:
 	free(out);
 	free(v);
 	free(names);
+	return rc;
+}
+
+int snap_xattrs_read_fd(int fd, uint8_t **blob, size_t *blen)
+{
+	int rc;
+
+	xa_fd = fd;
+	rc = snap_xattrs_read(NULL, 2, blob, blen);
+	xa_fd = -1;
 	return rc;
 }
 

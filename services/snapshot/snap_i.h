@@ -47,6 +47,8 @@ struct snap_repo {
 	sqlite3 *db;
 	struct snap_chunker ck;
 	sqlite3_stmt *q_known, *q_insert, *q_where;
+	void *cctx, *dctx;	/* ZSTD contexts, reused */
+	uint8_t *rbuf;		/* read buffer of snap_store_fd, ck.max */
 	int pack_fd;		/* pack being appended, or -1 */
 	uint32_t pack_id;
 	uint64_t pack_off;
@@ -104,6 +106,7 @@ int snap_content_write(struct snap_repo *r, int64_t id, int fd);
  * repeated (u16 name_len, u32 value_len, name, value). */
 int snap_xattrs_read(const char *path, int follow, uint8_t **blob,
 		     size_t *len);
+int snap_xattrs_read_fd(int fd, uint8_t **blob, size_t *len);
 int snap_xattrs_apply(const char *path, const uint8_t *blob, size_t len);
 
 /* ---- taking a snapshot (capture.c) ---- */
