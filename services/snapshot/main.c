@@ -39,11 +39,12 @@ static void usage(int rc)
 "usage: xenfs-snapshot [-c CONFIG] [-r REPO] [-q] [-v] COMMAND\n"
 "  VM [--export TAG] [--label L] [--verify-walk] [--no-freeze]\n"
 "                          take a snapshot of VM's exports\n"
+"  all                     one of every domain with a writable export\n"
 "  list VM [--json]        its snapshots\n"
 "  diff VM A B [--json]    added, removed, modified paths from A to B\n"
 "  restore VM ID [PATH] --to DIR [--export TAG]\n"
 "  restore VM ID --in-place [--export TAG]   (VM frozen meanwhile)\n"
-"  prune VM --keep-last N [--keep-daily N]   and collect garbage\n"
+"  prune VM|all --keep-last N [--keep-daily N]   and collect garbage\n"
 "  check [--json]          verify every chunk of the repository\n"
 "exit: 0 ok, 1 error, 2 usage, 3 damage found by check\n");
 	exit(rc);
@@ -841,7 +842,21 @@ int main(int argc, char **argv)
 	}
 	if ((cfg = load_config(c.config)) == NULL)
 		return 1;
-	if (!strcmp(cmd, "take")) {
+	if (!strcmp(cmd, "take") && !strcmp(vm, "all")) {
+		/* every configured domain with a writable export (timer) */
+		size_t i, e;
+		int one;
+
+		rc = 0;
+		for (i = 0; i < cfg->ndomains; i++) {
+			for (e = 0, one = 0; e < cfg->nexports && !one; e++)
+				one = xf_policy_access(cfg, cfg->domains[i].name,
+						       cfg->exports[e].tag) ==
+				      XF_ACCESS_RW;
+			if (one && cmd_take(cfg, &c, cfg->domains[i].name))
+				rc = 1;	/* the others still get theirs */
+		}
+	} else if (!strcmp(cmd, "take")) {
 		rc = cmd_take(cfg, &c, vm);
 	} else if (!strcmp(cmd, "restore")) {
 		int64_t id;
@@ -859,8 +874,17 @@ int main(int argc, char **argv)
 				"--keep-last N (N >= 1)\n");
 			rc = 2;
 		} else if (open_repo(cfg, &c, 1, &r) == 0) {
-			rc = cmd_prune(r, vm, (unsigned)c.keep_last,
-				       (unsigned)c.keep_daily);
+			size_t i;
+
+			if (strcmp(vm, "all"))
+				rc = cmd_prune(r, vm, (unsigned)c.keep_last,
+					       (unsigned)c.keep_daily);
+			else
+				for (i = 0, rc = 0; i < cfg->ndomains; i++)
+					if (cmd_prune(r, cfg->domains[i].name,
+						      (unsigned)c.keep_last,
+						      (unsigned)c.keep_daily))
+						rc = 1;
 			snap_repo_close(r);
 		}
 	} else if (!strcmp(cmd, "check")) {

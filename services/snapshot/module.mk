@@ -13,3 +13,11 @@ MAN_PAGES += docs/xenfs-snapshot.8
 UNIT_TESTS += test_snap
 test_snap_SRCS := tests/unit/test_snap.c $(SNAP_SRCS)
 test_snap_LIBS := -lsqlite3 -lzstd -lcrypto -lcmocka
+
+# systemd units (scheduling is systemd's job), installed by make install
+# (commands joined with && as frontend/initramfs.mk does)
+SNAP_UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_EXTRA := $(if $(strip $(INSTALL_EXTRA)),$(INSTALL_EXTRA) && )install \
+	-d $(DESTDIR)$(SNAP_UNITDIR) && install -m 0644 \
+	services/snapshot/xenfs-snapshot.service \
+	services/snapshot/xenfs-snapshot.timer $(DESTDIR)$(SNAP_UNITDIR)/
