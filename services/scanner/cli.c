@@ -554,7 +554,8 @@ static void walk(struct full *f, int dfd, const char *rel, int depth)
 			break;
 		n++;
 	}
-	qsort(names, n, sizeof(*names), namecmp);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), namecmp);
 	for (size_t i = 0; i < n && !stop_req && !f->failed; i++) {
 		struct stat st;
 
