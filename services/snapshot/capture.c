@@ -329,10 +329,14 @@ static void bind_ve(struct take *t, sqlite3_stmt *q, int exp)
 	sqlite3_bind_text(q, 2, t->o->exports[exp].tag, -1, SQLITE_STATIC);
 }
 
-/* Close the current entry of path (if any).  Returns its old nlink > 1. */
+/*
+ * Close the current entry of path (if any).  Returns whether it was a
+ * regular file with other names; those are queued for a refresh (their
+ * link count and ctime changed with it).
+ */
 static int entry_close(struct take *t, int exp, const char *path)
 {
-	int64_t id, from;
+	int64_t id, from, ino = 0;
 	int multi = 0;
 
 	bind_ve(t, t->q_open, exp);
@@ -342,6 +346,7 @@ static int entry_close(struct take *t, int exp, const char *path)
 		from = sqlite3_column_int64(t->q_open, 1);
 		multi = sqlite3_column_int64(t->q_open, 9) > 1 &&
 			sqlite3_column_int64(t->q_open, 11) == S_IFREG;
+		ino = sqlite3_column_int64(t->q_open, 2);
 		t->dfiles[exp]--;
 		if (sqlite3_column_int64(t->q_open, 11) == S_IFREG)
 			t->dbytes[exp] -= sqlite3_column_int64(t->q_open, 5);
@@ -355,6 +360,18 @@ static int entry_close(struct take *t, int exp, const char *path)
 			sqlite3_bind_int64(t->q_close, 2, t->snap);
 			sqlite3_step(t->q_close);
 			sqlite3_reset(t->q_close);
+		}
+		if (multi) {
+			bind_ve(t, t->q_ino, exp);
+			sqlite3_bind_int64(t->q_ino, 3, ino);
+			while (sqlite3_step(t->q_ino) == SQLITE_ROW) {
+				const char *p = (const char *)
+					sqlite3_column_text(t->q_ino, 0);
+				if (p && strcmp(p, path) &&
+				    dirty_add(t, exp, p, 0) < 0)
+					break;	/* ENOMEM: the walk finds it */
+			}
+			sqlite3_reset(t->q_ino);
 		}
 	} else {
 		sqlite3_reset(t->q_open);
@@ -448,6 +465,8 @@ static int capture_obj(struct take *t, int exp, int dirfd, const char *name,
 	t->files++;
 	if (S_ISREG(st->st_mode))
 		t->bytes += (uint64_t)st->st_size;
+	snap_progress(t->files, 0, t->read_bytes, t->frozen ? "frozen" :
+		      "scanning");
 	bind_ve(t, t->q_open, exp);
 	sqlite3_bind_text(t->q_open, 3, path, -1, SQLITE_STATIC);
 	if (sqlite3_step(t->q_open) == SQLITE_ROW &&
@@ -1463,6 +1482,7 @@ fail:
 		free(t.pv[k].path);
 	}
 out0:
+	snap_progress_end();
 	dirty_clear(&t);
 	free(t.dv);
 	free(t.pv);

@@ -90,12 +90,13 @@ echo more >>"$W/mnt/d/small"
 rm "$W/mnt/fifo"
 chmod 600 "$W/mnt/d/zero"
 mv "$W/mnt/we ird" "$W/mnt/renamed"
+rm "$W/mnt/d/sub/hardlink"	# d/rand's link count drops with it
 "${SNAP[@]}" vm1 || xf_fail "third snapshot"
 id3=$(last_id)
 "${SNAP[@]}" diff vm1 "$id2" "$id3" | sort >"$W/diff"
 printf '%s\n' 'A shared /d/added' 'A shared /renamed' \
     'A shared /renamed/ñame' 'A shared /renamed/ñame/h2' \
-    'D shared /fifo' 'D shared /we ird' 'D shared /we ird/ñame' \
+    'D shared /d/sub/hardlink' 'D shared /fifo' 'D shared /we ird' 'D shared /we ird/ñame' \
     'D shared /we ird/ñame/h2' 'M shared /d/small' 'M shared /d/zero' |
     sed 's/ñame/\\xc3\\xb1ame/' | sort >"$W/diff.want"
 diff -u "$W/diff.want" "$W/diff" || xf_fail "diff is not exact"
@@ -103,7 +104,7 @@ diff -u "$W/diff.want" "$W/diff" || xf_fail "diff is not exact"
 import json, sys
 d = json.load(sys.stdin)
 assert {"change": "added", "export": "shared", "path": "/d/added"} in d, d
-assert len(d) == 10, d' || xf_fail "diff --json"
+assert len(d) == 11, d' || xf_fail "diff --json"
 "${SNAP[@]}" restore vm1 "$id3" --to "$W/r3" || xf_fail "restore 3"
 python3 "$CMP" "$S" "$W/r3/shared" || xf_fail "restored tree 3 differs"
 
