@@ -25,6 +25,12 @@ fuzz_config_SRCS := tests/fuzz/fuzz_config.c $(POLICY_SRCS)
 fuzz_ring_SRCS := tests/fuzz/fuzz_ring.c lib/ring.c
 fuzz_hello_SRCS := tests/fuzz/fuzz_hello.c lib/transport_local.c lib/ring.c
 
+# issue 8: the FUSE request decoder of every opcode (fs_handle against a
+# temp export) and the policy decisions (access, identity map)
+FUZZ_TARGETS += fuse policy
+fuzz_fuse_SRCS = tests/fuzz/fuzz_fuse.c $(FS_SRCS) policy/config.c lib/log.c
+fuzz_policy_SRCS = tests/fuzz/fuzz_policy.c $(POLICY_SRCS)
+
 FUZZ_CC     ?= clang-14
 REPLAY_CC   ?= $(CC)
 FUZZ_OUT    := build-fuzz
