@@ -234,8 +234,9 @@ static int cmd_report(int argc, char **argv)
 		scan_db_close(db);
 		return EX_ERR;
 	}
-	if (vm)
-		sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+	if (vm)		/* dom0's own writes are stored with VM "" */
+		sqlite3_bind_text(st, 1, strcmp(vm, "dom0") ? vm : "", -1,
+				  SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since);
 	if (json)
 		printf("[");

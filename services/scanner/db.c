@@ -3,7 +3,8 @@
  *
  *   detections  one row per infected file found: when, VM, export, path,
  *               signature, action taken, state (logged, blocked,
- *               quarantined, released, restored, cleaned), the file's
+ *               quarantined, released, restored, cleaned, deleted), the
+ *               file's
  *               identity and, when quarantined, where it went
  *   verdicts    the verdict cache: the last result per (dev, ino), valid
  *               while size and ctime match (a write changes ctime)
@@ -309,6 +310,21 @@ int scan_db_cleaned(sqlite3 *db, const struct scan_ident *id,
 	sqlite3_bind_int64(st, 2, (int64_t)id->ino);
 	sqlite3_bind_text(st, 3, export_tag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+	if (step_done(db, st) < 0)
+		return -EIO;
+	return sqlite3_changes(db);
+}
+
+int scan_db_gone(sqlite3 *db, const char *export_tag, const char *path)
+{
+	sqlite3_stmt *st = prep(db, "UPDATE detections SET state='deleted' "
+				"WHERE state IN ('blocked','logged') AND "
+				"export=?1 AND path=?2");
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, export_tag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
 	if (step_done(db, st) < 0)
 		return -EIO;
 	return sqlite3_changes(db);

@@ -2,9 +2,9 @@
  * The scanner plugin (scanner.so, loaded by xenfs-services): scans what
  * guests write and answers the verdict hook, under the [scan] policy.
  *
- *   on_event   CREATE/MODIFY (and the new name of a RENAME) of a regular
- *              file: open it read-only beneath its export root, look its
- *              identity (dev, ino, size, ctime) up in the verdict cache,
+ *   on_event   CREATE/MODIFY/truncate (and the new name of a RENAME) of
+ *              a regular file: open it read-only beneath its export root,
+ *              look its identity (dev, ino, size, ctime) up in the cache,
  *              else hand the descriptor to xenfs-scand and act on the
  *              answer (act.c).  If the engine is down the batch is
  *              refused (-EAGAIN), so the host redelivers it: the cursor
@@ -369,6 +369,13 @@ static int sc_on_event(void *state, const struct xenfs_event *const *batch,
 		case XENFS_EV_RENAME:
 			path = ev->path2;	/* cheap if already scanned */
 			break;
+		case XENFS_EV_SETATTR:
+			if (!(ev->flags & XENFS_EV_F_SIZE))
+				continue;
+			break;		/* truncated: another content */
+		case XENFS_EV_UNLINK:
+			(void)scan_db_gone(s->db, ev->export_tag, ev->path);
+			continue;
 		default:
 			continue;
 		}

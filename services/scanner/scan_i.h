@@ -175,6 +175,10 @@ int scan_db_detection_set(struct sqlite3 *db, int64_t id, const char *state,
  * detections of it become "cleaned".  Returns how many. */
 int scan_db_cleaned(struct sqlite3 *db, const struct scan_ident *id,
 		    const char *export_tag, const char *path);
+/* The file export:path was deleted: its blocked/logged detections become
+ * "deleted".  Returns how many. */
+int scan_db_gone(struct sqlite3 *db, const char *export_tag,
+		 const char *path);
 /* Counters: add to a named integer, set a text value. */
 int scan_db_stat_add(struct sqlite3 *db, const char *key, int64_t delta);
 int scan_db_stat_set(struct sqlite3 *db, const char *key, const char *val);

@@ -9,7 +9,10 @@
 #   vm3 (scan-action = block): later opens by vm2 (and vm3) get EACCES;
 #       a clean file rewritten infected is caught, an infected one
 #       rewritten clean is released; `release ID` lifts a block;
-#   vm4 (scan-action = log): the file stays and is reported.
+#   vm4 (scan-action = log): the file stays and is reported (and is
+#       marked deleted when the guest removes it);
+#   dom0 writing into the export directly: caught through xenfsd's
+#       watcher, reported as dom0.
 # Signatures come from a database the test generates (.ndb for the EICAR
 # string, .hdb for a file it makes).
 . "$(dirname "$0")/../lib.sh"
@@ -148,5 +151,15 @@ xf_wait_until 10 state_is /logged.com logged || xf_fail "not logged"
 [ -f "$W/shared/logged.com" ] || xf_fail "log action moved the file"
 cat "$W/vm2/logged.com" >/dev/null || xf_fail "log action denied an open"
 
-scan status | grep -q "detections:  4" || { scan status >&2; xf_fail "status detections"; }
+rm "$W/vm4/logged.com"
+xf_wait_until 10 state_is /logged.com deleted || xf_fail "deleted file: $(dstate /logged.com)"
+
+# ---- dom0 writing into the export directly: seen by xenfsd's watcher ----
+printf '%s' "$EICAR" >"$W/shared/from-dom0.com"
+xf_wait_until 10 state_is /from-dom0.com quarantined ||
+	xf_fail "dom0's write not caught: $(dstate /from-dom0.com)"
+scan report --vm dom0 | grep -q "dom0 .*shared:/from-dom0.com" ||
+	{ scan report >&2; xf_fail "report --vm dom0"; }
+
+scan status | grep -q "detections:  5" || { scan status >&2; xf_fail "status detections"; }
 exit 0
