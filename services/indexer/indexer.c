@@ -53,7 +53,8 @@ struct indexer {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	int stop;
-	uint64_t crawled;	/* files crawled since the last progress log */
+	uint64_t crawled;	/* entries crawled in the current crawl(s) */
+	int tty;		/* stderr is a terminal: draw progress */
 	int64_t crawl_t0;
 };
 
@@ -112,6 +113,8 @@ static void access_text(const struct xf_export *e, char *buf, size_t len)
 static void crawl_export(struct indexer *ix, const char *tag,
 			 const char *why)
 {
+	int busy = ix->crawled > 0;
+
 	int r;
 
 	if ((r = idx_crawl_start(&ix->idx, tag)) < 0) {
@@ -121,8 +124,10 @@ static void crawl_export(struct indexer *ix, const char *tag,
 	}
 	ix->svc->log(XENFS_LOG_INFO, "indexer: full crawl of export %s (%s)",
 		     tag, why);
-	ix->crawl_t0 = mono_ms();
-	ix->crawled = 0;
+	if (!busy) {	/* several exports at once: one running total */
+		ix->crawl_t0 = mono_ms();
+		ix->crawled = 0;
+	}
 }
 
 /* Sync the exports table with the config and start the crawls needed.
@@ -268,14 +273,53 @@ static void reindex_requests(struct indexer *ix)
 	closedir(d);
 }
 
+/*
+ * Crawl progress: a log line every 5 s while crawling and a summary at
+ * the end; when xenfs-services runs on a terminal (-f), also a one-line
+ * progress display on stderr, redrawn 4 times a second.
+ */
+static void progress(struct indexer *ix, int crawling, int64_t *last_log,
+		     int64_t *last_bar)
+{
+	int64_t now = mono_ms(), dt = now - ix->crawl_t0;
+	int64_t rate = dt > 0 ? (int64_t)ix->crawled * 1000 / dt : 0;
+
+	if (!ix->crawled)
+		return;
+	if (!crawling) {
+		if (ix->tty)
+			fprintf(stderr, "\033[K");
+		ix->svc->log(XENFS_LOG_INFO, "indexer: crawled %" PRIu64
+			     " entries in %" PRId64 ".%01" PRId64 " s (%"
+			     PRId64 "/s)", ix->crawled, dt / 1000,
+			     (dt % 1000) / 100, rate);
+		ix->crawled = 0;
+		return;
+	}
+	if (now - *last_log >= 5000) {
+		if (ix->tty)
+			fprintf(stderr, "\033[K");
+		ix->svc->log(XENFS_LOG_INFO, "indexer: crawl progress: %"
+			     PRIu64 " entries (%" PRId64 "/s)", ix->crawled,
+			     rate);
+		*last_log = now;
+	}
+	if (ix->tty && now - *last_bar >= 250) {
+		/* ends with \r: the next log line overwrites it */
+		fprintf(stderr, "\033[Kindexer: crawling: %" PRIu64
+			" entries, %" PRId64 "/s\r", ix->crawled, rate);
+		*last_bar = now;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct indexer *ix = arg;
-	int64_t last_req = 0, last_log = mono_ms();
+	int64_t last_req = 0, last_log = mono_ms(), last_bar = 0;
 
 	for (;;) {
 		struct timespec ts;
-		int did = 0, r;
+		int did = 0, crawling = 0, r;
 
 		pthread_mutex_lock(&ix->stop_lock);
 		if (ix->stop) {
@@ -287,6 +331,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&ix->idx.lock);
 		if (maybe_rebuild(ix) == 0) {
 			r = idx_crawl_step(&ix->idx, 50, &ix->crawled);
+			crawling = r > 0;
 			if (r > 0)
 				did = 1;
 			if (r == 0 && idx_content_step(&ix->idx, 64, 50) > 0)
@@ -296,16 +341,8 @@ static void *worker_main(void *arg)
 				last_req = mono_ms();
 			}
 		}
+		progress(ix, crawling, &last_log, &last_bar);
 		pthread_mutex_unlock(&ix->idx.lock);
-		if (ix->crawled && mono_ms() - last_log >= 5000) {
-			int64_t dt = mono_ms() - ix->crawl_t0;
-
-			ix->svc->log(XENFS_LOG_INFO, "indexer: crawl progress:"
-				     " %" PRIu64 " entries (%" PRId64 "/s)",
-				     ix->crawled, dt > 0 ? (int64_t)
-				     ix->crawled * 1000 / dt : 0);
-			last_log = mono_ms();
-		}
 		if (did)
 			continue;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -369,6 +406,7 @@ static int ix_init(const struct xenfs_host_services *svc, void **state)
 	ix->idx.log = svc->log;
 	ix->idx.ext.sock = -1;
 	ix->idx.ext.pid = -1;
+	ix->tty = isatty(STDERR_FILENO);
 	pthread_mutex_init(&ix->idx.lock, NULL);
 	pthread_mutex_init(&ix->stop_lock, NULL);
 	pthread_cond_init(&ix->stop_cond, NULL);
