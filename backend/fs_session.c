@@ -130,10 +130,13 @@ int fs_name_ok(const char *name, size_t len)
 int fs_args_strings(const void *arg, uint32_t arglen, const char **out,
 		    unsigned n, unsigned names)
 {
-	const char *p = arg, *end = p + arglen;
+	const char *p = arg, *end;
 	unsigned i;
 	int rc;
 
+	if (p == NULL)		/* no argument at all (found by fuzz_fuse) */
+		return -EINVAL;
+	end = p + arglen;
 	for (i = 0; i < n; i++) {
 		const char *z;
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "idmap.h"
@@ -21,10 +22,14 @@ static int parse_num(const char *p, size_t n, uint64_t *out)
 	uint64_t v = 0;
 	size_t i;
 
-	if (n == 0 || n > 10)
+	if (n == 0)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		if (p[i] < '0' || p[i] > '9')
+			return -EINVAL;
+		/* leading zeros are fine (the parser takes them, found by
+		 * fuzz_policy); anything past 2^32 is out of range anyway */
+		if (v > ID_MAX)
 			return -EINVAL;
 		v = v * 10 + (uint64_t)(p[i] - '0');
 	}
@@ -159,47 +164,16 @@ static const char *pick(const struct xf_config *cfg, const char *dsect,
 	return v ? v : xf_config_get(cfg, esect, key);
 }
 
-static int get_u64(const char *v, uint64_t max, uint64_t *out)
+/* A numeric key through the parser's own reading (case, suffixes). */
+static int num(const struct xf_config *cfg, const char *sect, const char *key,
+	       uint64_t *out)
 {
-	unsigned long long n;
-	char *end;
+	int r;
 
-	if (!v || !*v || *v == '-')
-		return -EINVAL;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || n > max)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K':
-		if (n > max / 1024)
-			return -EINVAL;
-		n *= 1024; end++;
-		break;
-	case 'm': case 'M':
-		if (n > max / (1024 * 1024))
-			return -EINVAL;
-		n *= 1024 * 1024; end++;
-		break;
-	case 'g': case 'G':
-		if (n > max / (1024ull * 1024 * 1024))
-			return -EINVAL;
-		n *= 1024ull * 1024 * 1024; end++;
-		break;
-	case 't': case 'T':
-		if (n > max / (1024ull * 1024 * 1024 * 1024))
-			return -EINVAL;
-		n *= 1024ull * 1024 * 1024 * 1024; end++;
-		break;
-	default:
-		break;
-	}
-	if ((*end == 'b' || *end == 'B') && end[1] == '\0')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*out = n;
-	return 0;
+	if (!xf_config_get(cfg, sect, key))
+		return 0;		/* unset: keep *out */
+	r = xf_config_get_u64(cfg, sect, key, out);
+	return r < 0 ? -EINVAL : 0;
 }
 
 int xf_idmap_load(const struct xf_config *cfg, const char *domain,
@@ -216,42 +190,36 @@ int xf_idmap_load(const struct xf_config *cfg, const char *domain,
 	snprintf(esect, sizeof(esect), "export %s", tag);
 
 	if ((v = pick(cfg, dsect, esect, "squash")) != NULL) {
-		if (!strcmp(v, "none"))
+		if (!strcasecmp(v, "none"))
 			m->squash = XF_SQUASH_NONE;
-		else if (!strcmp(v, "root"))
+		else if (!strcasecmp(v, "root"))
 			m->squash = XF_SQUASH_ROOT;
-		else if (!strcmp(v, "all"))
+		else if (!strcasecmp(v, "all"))
 			m->squash = XF_SQUASH_ALL;
 		else
 			return -EINVAL;
 	}
-	if ((v = pick(cfg, dsect, esect, "anon-uid")) != NULL) {
-		if (get_u64(v, ID_MAX, &n) < 0)
-			return -EINVAL;
-		m->anon_uid = (uint32_t)n;
-	}
-	if ((v = pick(cfg, dsect, esect, "anon-gid")) != NULL) {
-		if (get_u64(v, ID_MAX, &n) < 0)
-			return -EINVAL;
-		m->anon_gid = (uint32_t)n;
-	}
+	n = m->anon_uid;
+	if (num(cfg, esect, "anon-uid", &n) < 0 ||
+	    num(cfg, dsect, "anon-uid", &n) < 0 || n > ID_MAX)
+		return -EINVAL;
+	m->anon_uid = (uint32_t)n;
+	n = m->anon_gid;
+	if (num(cfg, esect, "anon-gid", &n) < 0 ||
+	    num(cfg, dsect, "anon-gid", &n) < 0 || n > ID_MAX)
+		return -EINVAL;
+	m->anon_gid = (uint32_t)n;
 	if (xf_idset_parse(pick(cfg, dsect, esect, "map-uid"), &m->uid) < 0 ||
 	    xf_idset_parse(pick(cfg, dsect, esect, "map-gid"), &m->gid) < 0)
 		return -EINVAL;
-	if ((v = xf_config_get(cfg, esect, "noexec")) != NULL)
-		m->noexec = !strcmp(v, "yes") || !strcmp(v, "true") ||
-			    !strcmp(v, "on") || !strcmp(v, "1");
-	if ((v = xf_config_get(cfg, dsect, "quota-bytes")) != NULL &&
-	    get_u64(v, UINT64_MAX, &m->quota_bytes_dom) < 0)
+	n = 0;
+	if (num(cfg, esect, "noexec", &n) < 0)
 		return -EINVAL;
-	if ((v = xf_config_get(cfg, dsect, "quota-inodes")) != NULL &&
-	    get_u64(v, UINT64_MAX, &m->quota_inodes_dom) < 0)
-		return -EINVAL;
-	if ((v = xf_config_get(cfg, esect, "quota-bytes")) != NULL &&
-	    get_u64(v, UINT64_MAX, &m->quota_bytes_exp) < 0)
-		return -EINVAL;
-	if ((v = xf_config_get(cfg, esect, "quota-inodes")) != NULL &&
-	    get_u64(v, UINT64_MAX, &m->quota_inodes_exp) < 0)
+	m->noexec = n != 0;
+	if (num(cfg, dsect, "quota-bytes", &m->quota_bytes_dom) < 0 ||
+	    num(cfg, dsect, "quota-inodes", &m->quota_inodes_dom) < 0 ||
+	    num(cfg, esect, "quota-bytes", &m->quota_bytes_exp) < 0 ||
+	    num(cfg, esect, "quota-inodes", &m->quota_inodes_exp) < 0)
 		return -EINVAL;
 	return 0;
 }
