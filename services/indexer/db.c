@@ -229,17 +229,19 @@ void idx_close(struct idx *idx)
 int idx_rebuild(struct idx *idx)
 {
 	char *p = idx->dbpath;
-	int rb;
+	int rb, r;
 
+	if (!p)
+		return -ENOMEM;	/* idx_open could not even keep the path */
 	idx->dbpath = NULL;
 	finalize_all(idx);
 	sqlite3_close(idx->db);
 	idx->db = NULL;
 	move_aside(p);
 	idx->corrupt = 0;
-	rb = idx_open(idx, p, &rb);
+	r = idx_open(idx, p, &rb);
 	free(p);
-	return rb;
+	return r;
 }
 
 static int exec(struct idx *idx, const char *sql)

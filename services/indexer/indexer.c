@@ -55,6 +55,7 @@ struct indexer {
 	int stop;
 	uint64_t crawled;	/* entries crawled in the current crawl(s) */
 	int tty;		/* stderr is a terminal: draw progress */
+	int64_t rebuild_next_ms;	/* after a failed rebuild */
 	int64_t crawl_t0;
 };
 
@@ -225,12 +226,17 @@ static int maybe_rebuild(struct indexer *ix)
 {
 	int r;
 
-	if (!ix->idx.corrupt)
+	/* a failed rebuild leaves no connection: try again, every 5 s */
+	if (!ix->idx.corrupt && ix->idx.db)
 		return 0;
+	if (mono_ms() < ix->rebuild_next_ms)
+		return -EAGAIN;
 	ix->svc->log(XENFS_LOG_WARNING, "indexer: index database corrupt: "
 		     "moving it aside and rebuilding by a full crawl");
-	if ((r = idx_rebuild(&ix->idx)) < 0)
+	if ((r = idx_rebuild(&ix->idx)) < 0) {
+		ix->rebuild_next_ms = mono_ms() + 5000;
 		return r;
+	}
 	return exports_sync(ix, 1);
 }
 
