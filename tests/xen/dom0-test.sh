@@ -43,13 +43,14 @@ EOF
 
 CONS=/var/log/xen/console
 TAILS=
-# guest NAME CMDLINE [MEM]: create a PV domU running our domU initramfs
+# guest NAME CMDLINE [MEM [RAMDISK]]: create a PV domU (default ramdisk:
+# our busybox one, /init = domu-init.sh)
 guest() {
 	cat > /etc/xen/$1.cfg <<EOF
 name = "$1"
 type = "pv"
 kernel = "/guest/vmlinux"
-ramdisk = "/guest/domu.cpio.gz"
+ramdisk = "${4:-/guest/domu.cpio.gz}"
 extra = "console=hvc0 quiet $2"
 memory = ${3:-192}
 vcpus = 1
@@ -214,6 +215,25 @@ sc_root() {
 	rm -rf /srv/local
 }
 
+# A guest boots from an initramfs that Debian's mkinitramfs built on the
+# host with our hook (tests/xen/run): initramfs-tools' own /init mounts
+# root=xenfs:rootfs through scripts/xenfs and runs /sbin/xft-rootcheck.
+sc_initramfs() {
+	if [ ! -s /guest/initrd-tools.img ]; then
+		R=SKIP; echo "XFT-SKIP initramfs $(cat /guest/initrd-tools.why 2>/dev/null)"
+		return
+	fi
+	rm -f /srv/rootfs/root/xft-initramfs-result
+	start_xenfsd || return
+	guest vmroot "root=xenfs:rootfs rw init=/sbin/xft-rootcheck" 256 /guest/initrd-tools.img ||
+	    { bad "xl create vmroot"; return; }
+	gone vmroot 240 "XFT-G initramfs poweroff" || bad "vmroot did not finish"
+	glog vmroot "XFT-G initramfs OK" 1 || bad "the guest did not come up on its XenFS root"
+	[ "$(cat /srv/rootfs/root/xft-initramfs-result 2>/dev/null)" = ok ] ||
+	    bad "the guest's file is not in dom0's export"
+	stop_xenfsd
+}
+
 # lmount: a local-transport guest of the same xenfsd, mounted in dom0
 LMNT=/mnt/local
 lmount() {
@@ -269,7 +289,7 @@ for S in $(cat /etc/xenfs/scenarios); do
 	R=PASS
 	case $S in
 	probe) sc_probe ;;
-	basic|root|share)
+	basic|root|share|initramfs)
 		if [ "$(cat /etc/xenfs/have-fs)" != 1 ]; then
 			R=SKIP; echo "XFT-SKIP $S xenfsd/mount.xenfs with the Xen transport not built"
 		else
