@@ -21,6 +21,11 @@
  *   lookupflood  LOOKUP l0..l4999 (which the caller creates) and never
  *                FORGET, then hold the connection for SECONDS: the
  *                backend's descriptors must stay within max-fds
+ *   escape       FUSE-level escape attempts ('..', slashes and NULs in
+ *                names, symlinks and /proc magic links, devices, FIFOs,
+ *                bogus nodeids, released and guessed handles, trusted.*,
+ *                a symlink swapped under lookup/open for SECONDS): every
+ *                one refused, no reply carrying "XF-OUTSIDE"
  *
  * Exit status: 0 the backend behaved (closed the connection on ring
  * violations; answered and stayed connected for FUSE-level garbage),
@@ -31,6 +36,7 @@
  * is the point).  Trust: this program trusts nothing it reads back either.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -39,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/fuse.h>
@@ -751,10 +758,338 @@ static int mode_lookupflood(void)
 	return 0;
 }
 
+/* ---- escape: FUSE-level attempts to reach outside the export ---- */
+
+/*
+ * The export (tests/integration/t_escape_suite.sh) holds: file, dir/,
+ * out -> OUTSIDE/marker (absolute), up -> .. , procroot -> /proc/self/root,
+ * procfd -> /proc/self/fd/0, fifo, null (char device), race (swapped by
+ * the test between a directory and a link to OUTSIDE).  Whatever the
+ * backend answers, no reply may carry the marker "XF-OUTSIDE".
+ */
+static int esc_fail_count;
+
+static void esc(const char *what, int ok, int r)
+{
+	if (!ok)
+		esc_fail_count++;
+	report(ok, "escape", "%s: %s", what,
+	       r == 1 ? "no reply frame" : r ? strerror(-r) : "ok");
+}
+
+static int esc_lookup(struct evil *e, uint64_t dir, const char *name,
+		      uint32_t len, uint64_t *nodeid)
+{
+	struct fuse_entry_out eo;
+	int t, r;
+
+	r = ev_call(e, FUSE_LOOKUP, dir, name, len, &eo, sizeof(eo), &t);
+	if (t)
+		return -EPROTO;
+	if (r == 0 && nodeid)
+		*nodeid = eo.nodeid;
+	return r;
+}
+
+static int esc_open(struct evil *e, uint64_t nodeid, uint32_t flags,
+		    uint64_t *fh)
+{
+	struct fuse_open_in oi;
+	struct fuse_open_out oo;
+	int t, r;
+
+	memset(&oi, 0, sizeof(oi));
+	oi.flags = flags;
+	r = ev_call(e, FUSE_OPEN, nodeid, &oi, sizeof(oi), &oo, sizeof(oo),
+		    &t);
+	if (t)
+		return -EPROTO;
+	if (r == 0)
+		*fh = oo.fh;
+	return r;
+}
+
+/* READ fh; 0 and the bytes in buf, or -errno.  Never the marker. */
+static int esc_read(struct evil *e, uint64_t nodeid, uint64_t fh,
+		    char *buf, size_t len)
+{
+	struct fuse_read_in rd;
+	int t, r;
+
+	memset(&rd, 0, sizeof(rd));
+	rd.fh = fh;
+	rd.size = (uint32_t)len - 1;
+	r = ev_call(e, FUSE_READ, nodeid, &rd, sizeof(rd), buf,
+		    (uint32_t)len - 1, &t);
+	buf[len - 1] = '\0';
+	if (t)
+		return -EPROTO;
+	if (strstr(buf, "XF-OUTSIDE"))
+		return -EXDEV;	/* an escape: reported by the callers */
+	return r;
+}
+
+static void esc_release(struct evil *e, uint64_t nodeid, uint64_t fh)
+{
+	struct fuse_release_in rl;
+	int t;
+
+	memset(&rl, 0, sizeof(rl));
+	rl.fh = fh;
+	(void)ev_call(e, FUSE_RELEASE, nodeid, &rl, sizeof(rl), NULL, 0, &t);
+}
+
+static int mode_escape(void)
+{
+	struct evil e;
+	uint64_t n_file = 0, n_dir = 0, n = 0, fh = 0, n2 = 0;
+	char buf[256];
+	uint8_t arg[512];
+	int t, r, i, reads = 0, refused = 0;
+	long end;
+
+	if (ev_connect(&e) < 0)
+		return 2;
+	if (ev_init(&e) < 0) {
+		ev_close(&e);
+		return 2;
+	}
+	esc_fail_count = 0;
+	r = esc_lookup(&e, 1, "file", 5, &n_file);
+	if (r != 0 || esc_lookup(&e, 1, "dir", 4, &n_dir) != 0) {
+		report(0, "escape", "setup lookups failed");
+		ev_close(&e);
+		return 1;
+	}
+
+	/* 1-6: names that are not one component */
+	r = esc_lookup(&e, 1, "..", 3, &n);
+	esc("LOOKUP '..' of the root", r != 0, r);
+	r = esc_lookup(&e, n_dir, "..", 3, &n);
+	esc("LOOKUP '..' of a subdirectory", r != 0, r);
+	r = esc_lookup(&e, 1, ".", 2, &n);
+	esc("LOOKUP '.'", r != 0, r);
+	r = esc_lookup(&e, 1, "dir/../../etc", 14, &n);
+	esc("LOOKUP 'dir/../../etc' (slash inside)", r != 0, r);
+	r = esc_lookup(&e, 1, "/etc", 5, &n);
+	esc("LOOKUP '/etc' (absolute)", r != 0, r);
+	memcpy(arg, "file\0../../etc/passwd", 22);
+	r = esc_lookup(&e, 1, (const char *)arg, 22, &n);
+	esc("LOOKUP with an embedded NUL ('file\\0../../etc/passwd')",
+	    r != 0 || n == n_file, r);
+
+	/* 7-10: creating names outside */
+	{
+		struct fuse_mkdir_in mi = { .mode = 0755 };
+
+		memcpy(arg, &mi, sizeof(mi));
+		memcpy(arg + sizeof(mi), "../ESCAPED", 11);
+		r = ev_call(&e, FUSE_MKDIR, 1, arg, sizeof(mi) + 11, NULL, 0,
+			    &t);
+		esc("MKDIR '../ESCAPED'", !t && r != 0, r);
+	}
+	{
+		struct fuse_create_in ci = { .flags = O_WRONLY | O_CREAT,
+					     .mode = 0644 };
+
+		memcpy(arg, &ci, sizeof(ci));
+		memcpy(arg + sizeof(ci), "../ESCAPED", 11);
+		r = ev_call(&e, FUSE_CREATE, 1, arg, sizeof(ci) + 11, NULL, 0,
+			    &t);
+		esc("CREATE '../ESCAPED'", !t && r != 0, r);
+	}
+	memcpy(arg, "a/b\0/tmp\0", 9);
+	r = ev_call(&e, FUSE_SYMLINK, 1, arg, 9, NULL, 0, &t);
+	esc("SYMLINK named 'a/b'", !t && r != 0, r);
+	{
+		struct fuse_rename_in ri = { .newdir = 1 };
+
+		memcpy(arg, &ri, sizeof(ri));
+		memcpy(arg + sizeof(ri), "file\0../ESCAPED", 16);
+		r = ev_call(&e, FUSE_RENAME, 1, arg, sizeof(ri) + 16, NULL, 0,
+			    &t);
+		esc("RENAME file -> '../ESCAPED'", !t && r != 0, r);
+	}
+
+	/* 11-14: symlinks: never followed by the backend */
+	r = esc_lookup(&e, 1, "out", 4, &n);
+	if (r == 0) {
+		r = esc_open(&e, n, O_RDONLY, &fh);
+		esc("OPEN of a symlink to an outside file", r != 0, r);
+		r = esc_lookup(&e, n, "x", 2, &n2);
+		esc("LOOKUP under a symlink's nodeid", r != 0, r);
+	} else {
+		esc("LOOKUP out (a planted symlink)", 0, r);
+	}
+	r = esc_lookup(&e, 1, "up", 3, &n);
+	if (r == 0) {
+		r = esc_lookup(&e, n, "file", 5, &n2);
+		esc("LOOKUP through symlink 'up' -> ..", r != 0, r);
+	}
+	r = esc_lookup(&e, 1, "procroot", 9, &n);
+	if (r == 0) {
+		r = esc_lookup(&e, n, "etc", 4, &n2);
+		esc("LOOKUP through /proc/self/root magic link", r != 0, r);
+		r = esc_open(&e, n, O_RDONLY | O_DIRECTORY, &fh);
+		esc("OPEN of /proc/self/root magic link", r != 0, r);
+	}
+	r = esc_lookup(&e, 1, "procfd", 7, &n);
+	if (r == 0) {
+		r = esc_open(&e, n, O_RDWR, &fh);
+		esc("OPEN of /proc/self/fd/0 magic link", r != 0, r);
+	}
+
+	/* 15-17: special files */
+	r = esc_lookup(&e, 1, "null", 5, &n);
+	if (r == 0) {
+		r = esc_open(&e, n, O_RDWR, &fh);
+		esc("OPEN of a dom0-planted char device", r != 0, r);
+	}
+	r = esc_lookup(&e, 1, "fifo", 5, &n);
+	if (r == 0) {
+		long t0 = now_ms();
+
+		r = esc_open(&e, n, O_RDONLY, &fh);
+		esc("OPEN of a FIFO (must not block the backend)",
+		    r != 0 && now_ms() - t0 < 3000, r);
+	}
+	{
+		struct fuse_mknod_in mn = { .mode = S_IFCHR | 0666,
+					    .rdev = 0x103 };
+
+		memcpy(arg, &mn, sizeof(mn));
+		memcpy(arg + sizeof(mn), "gdev", 5);
+		r = ev_call(&e, FUSE_MKNOD, 1, arg, sizeof(mn) + 5, NULL, 0,
+			    &t);
+		esc("MKNOD of a char device", !t && r != 0, r);
+	}
+
+	/* 18-21: bogus nodeids */
+	r = ev_call(&e, FUSE_GETATTR, 0x7fffffffffffull, arg, 16, NULL, 0, &t);
+	esc("GETATTR of a nodeid never given", !t && r != 0, r);
+	r = esc_lookup(&e, 0xdeadbeefull, "etc", 4, &n);
+	esc("LOOKUP in a nodeid never given", r != 0, r);
+	{
+		struct fuse_link_in li = { .oldnodeid = 0x1234567ull };
+
+		memcpy(arg, &li, sizeof(li));
+		memcpy(arg + sizeof(li), "hl", 3);
+		r = ev_call(&e, FUSE_LINK, 1, arg, sizeof(li) + 3, NULL, 0,
+			    &t);
+		esc("LINK of a nodeid never given", !t && r != 0, r);
+		li.oldnodeid = n_dir;
+		memcpy(arg, &li, sizeof(li));
+		r = ev_call(&e, FUSE_LINK, 1, arg, sizeof(li) + 3, NULL, 0,
+			    &t);
+		esc("LINK of a directory", !t && r != 0, r);
+	}
+	{
+		struct fuse_rename_in ri = { .newdir = 0xabcdefull };
+
+		memcpy(arg, &ri, sizeof(ri));
+		memcpy(arg + sizeof(ri), "file\0x", 7);
+		r = ev_call(&e, FUSE_RENAME, 1, arg, sizeof(ri) + 7, NULL, 0,
+			    &t);
+		esc("RENAME into a nodeid never given", !t && r != 0, r);
+	}
+	{
+		struct fuse_forget_in fi = { .nlookup = 1000 };
+
+		r = esc_lookup(&e, 1, "file", 5, &n);
+		(void)ev_call(&e, FUSE_FORGET, n, &fi, sizeof(fi), NULL, 0,
+			      &t);
+		r = ev_call(&e, FUSE_GETATTR, n, arg, 16, NULL, 0, &t);
+		esc("GETATTR of a nodeid after FORGET", !t && r != 0, r);
+	}
+
+	/* 22-24: handles after release, and guessed */
+	r = esc_lookup(&e, 1, "file", 5, &n_file);
+	r = r ? r : esc_open(&e, n_file, O_RDWR, &fh);
+	if (r == 0) {
+		struct fuse_write_in wr;
+
+		esc_release(&e, n_file, fh);
+		r = esc_read(&e, n_file, fh, buf, sizeof(buf));
+		esc("READ of a released handle", r != 0 && r != -EXDEV, r);
+		memset(&wr, 0, sizeof(wr));
+		wr.fh = fh;
+		wr.size = 4;
+		memcpy(arg, &wr, sizeof(wr));
+		memcpy(arg + sizeof(wr), "EVIL", 4);
+		r = ev_call(&e, FUSE_WRITE, n_file, arg, sizeof(wr) + 4, NULL,
+			    0, &t);
+		esc("WRITE to a released handle", !t && r != 0, r);
+	}
+	for (i = 0, r = 0; i < 64; i++) {
+		int rr = esc_read(&e, 1, (uint64_t)i * 7919 + 1000, buf,
+				  sizeof(buf));
+
+		if (rr == 0 || rr == -EXDEV)
+			r = rr ? rr : -1;
+	}
+	esc("READ of 64 guessed handles", r == 0, r == -1 ? 0 : r);
+
+	/* 25-26: attributes that would be host privilege */
+	{
+		uint8_t xa[64];
+		struct fuse_setxattr_in sx = { .size = 1 };
+
+		memcpy(xa, &sx, 8);
+		memcpy(xa + 8, "trusted.overlay.redirect\0/", 26);
+		r = ev_call(&e, FUSE_SETXATTR, n_file, xa, 34, NULL, 0, &t);
+		esc("SETXATTR trusted.*", !t && r != 0, r);
+	}
+	{
+		struct fuse_rename2_in r2 = { .newdir = 1, .flags = 4 };
+
+		memcpy(arg, &r2, sizeof(r2));
+		memcpy(arg + sizeof(r2), "file\0w", 7);
+		r = ev_call(&e, FUSE_RENAME2, 1, arg, sizeof(r2) + 7, NULL, 0,
+			    &t);
+		esc("RENAME2 with RENAME_WHITEOUT", !t && r != 0, r);
+	}
+
+	/* 27: the race: 'race' is swapped between a directory holding an
+	 * inside file and a symlink to the outside directory; look it up,
+	 * look up marker under it, open and read, for SECONDS */
+	end = now_ms() + ev_seconds * 1000L;
+	while (now_ms() < end) {
+		uint64_t rd, m;
+
+		if (esc_lookup(&e, 1, "race", 5, &rd) != 0) {
+			refused++;
+			continue;
+		}
+		if (esc_lookup(&e, rd, "marker", 7, &m) != 0 ||
+		    esc_open(&e, m, O_RDONLY, &fh) != 0) {
+			refused++;
+			continue;
+		}
+		r = esc_read(&e, m, fh, buf, sizeof(buf));
+		esc_release(&e, m, fh);
+		if (r == -EXDEV) {
+			esc("race: read the OUTSIDE marker", 0, r);
+			break;
+		}
+		reads++;
+	}
+	esc("symlink swapped between lookup and open (race loop)",
+	    r != -EXDEV && reads + refused > 0, 0);
+	printf("xf-evil: escape: race: %d inside reads, %d refused\n", reads,
+	       refused);
+
+	r = ev_call(&e, FUSE_GETATTR, 1, arg, 16, NULL, 0, &t);
+	esc("root still served afterwards", !t && r == 0, r);
+	printf("xf-evil: escape: %d failure(s)\n", esc_fail_count);
+	ev_close(&e);
+	return esc_fail_count ? 1 : 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 } modes[] = {
+	{ "escape", mode_escape },
 	{ "lookupflood", mode_lookupflood },
 	{ "badprod", mode_badprod },
 	{ "badbuf", mode_badbuf },
