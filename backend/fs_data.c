@@ -32,6 +32,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -202,13 +203,85 @@ void fs_session_flush_events(struct fs_session *s)
 	free(v);
 }
 
-static uint32_t reply_open(struct fs_req *req, uint64_t fh)
+static uint32_t reply_open(struct fs_req *req, uint64_t fh, uint32_t flags)
 {
 	struct fuse_open_out o;
 
 	memset(&o, 0, sizeof(o));
 	o.fh = fh;
+	o.open_flags = flags;
 	return fs_reply(req, &o, sizeof(o));
+}
+
+/* ---- close-to-open page cache policy ---- */
+
+/*
+ * Whether the guest may keep its page cache of a regular file at this
+ * OPEN (FOPEN_KEEP_CACHE), like NFS's close-to-open consistency: yes if
+ * the file's mtime, ctime and size are what this session saw at its
+ * previous OPEN of the inode; otherwise the kernel drops the cached pages
+ * and reads again, so a guest that reopens a file sees every change made
+ * by another guest or dom0 before the open.  Between opens the kernel's
+ * attribute timeout (FS_ENTRY_TIMEOUT) with FUSE_AUTO_INVAL_DATA drops
+ * pages when mtime or size changes, as without this policy.
+ *
+ * Timestamps tick coarsely (a jiffy), so a change within the same tick as
+ * an earlier one may leave all three unchanged: a state is only recorded
+ * as trustworthy once ctime is FS_C2O_SETTLE_NS in the past.  The guest's
+ * own writes change ctime too, so its next open drops (conservative).
+ * XENFS_NO_KEEP_CACHE=1 in xenfsd's environment turns the policy off
+ * (benchmarks compare the two).
+ */
+#define FS_C2O_SETTLE_NS	200000000LL	/* 200 ms */
+
+static int c2o_disabled(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *e = getenv("XENFS_NO_KEEP_CACHE");
+
+		v = e != NULL && strcmp(e, "1") == 0;
+	}
+	return v;
+}
+
+static int ts_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static uint32_t c2o_open_flags(struct fs_session *s, struct fs_inode *ino,
+			       int fd, int flags)
+{
+	struct timespec now;
+	struct stat st;
+	int64_t age;
+	uint32_t keep = 0;
+
+	if (ino->type != S_IFREG || c2o_disabled())
+		return 0;
+	if (fstat(fd, &st) != 0 ||
+	    clock_gettime(CLOCK_REALTIME, &now) != 0) {
+		pthread_mutex_lock(&s->ilock);
+		ino->c2o_valid = 0;
+		pthread_mutex_unlock(&s->ilock);
+		return 0;
+	}
+	age = ((int64_t)now.tv_sec - (int64_t)st.st_ctim.tv_sec) *
+	    1000000000LL + (now.tv_nsec - st.st_ctim.tv_nsec);
+	pthread_mutex_lock(&s->ilock);
+	if (ino->c2o_valid && !(flags & O_TRUNC) &&
+	    ts_eq(&ino->c2o_mtime, &st.st_mtim) &&
+	    ts_eq(&ino->c2o_ctime, &st.st_ctim) &&
+	    ino->c2o_size == st.st_size)
+		keep = FOPEN_KEEP_CACHE;
+	ino->c2o_valid = age >= FS_C2O_SETTLE_NS && !(flags & O_TRUNC);
+	ino->c2o_mtime = st.st_mtim;
+	ino->c2o_ctime = st.st_ctim;
+	ino->c2o_size = st.st_size;
+	pthread_mutex_unlock(&s->ilock);
+	return keep;
 }
 
 /* ---- quota around size-changing calls (fs_policy.c) ---- */
@@ -286,6 +359,7 @@ uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
 	struct fs_inode *ino;
 	uint64_t fh;
 	int64_t oldsize = 0;
+	uint32_t oflags;
 	int rc, fd, flags = fs_open_flags(in->flags, 0);
 
 	if ((ino = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
@@ -341,8 +415,9 @@ uint32_t fs_op_open(struct fs_session *s, struct fs_req *req)
 	}
 	if ((flags & O_TRUNC) && ino->type == S_IFREG)
 		fs_event_fd(s, FS_EV_SETATTR, FS_EV_F_SIZE, fd, NULL, NULL);
+	oflags = c2o_open_flags(s, ino, fd, flags);
 	fs_inode_put(s, ino);
-	return reply_open(req, fh);
+	return reply_open(req, fh, oflags);
 out:
 	fs_inode_put(s, ino);
 	return fs_reply_err(req, rc);
@@ -622,7 +697,7 @@ uint32_t fs_op_opendir(struct fs_session *s, struct fs_req *req)
 		goto out;
 	}
 	fs_inode_put(s, ino);
-	return reply_open(req, fh);
+	return reply_open(req, fh, 0);
 out:
 	fs_inode_put(s, ino);
 	return fs_reply_err(req, rc);

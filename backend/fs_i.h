@@ -80,6 +80,11 @@ struct fs_inode {
 	struct fs_inode *lru_prev, *lru_next;	/* open, evictable fds */
 	int on_lru;
 	struct fs_plock *plocks;	/* under s->ilock */
+	/* close-to-open cache state (fs_data.c), under s->ilock: the
+	 * file's mtime, ctime and size at this session's last OPEN */
+	int c2o_valid;
+	struct timespec c2o_mtime, c2o_ctime;
+	off_t c2o_size;
 };
 
 struct fs_file {
