@@ -326,8 +326,13 @@ static int scan_path(struct scanner *s, const char *vm, const char *tag,
 	}
 	if ((rootfd = root_fd(s, tag)) < 0)
 		return 0;	/* export gone from the config */
+	/* O_NOATIME: reading must not write (an atime update per new file
+	 * is a journal entry competing with the guest's writes) */
 	fd = scan_open_beneath(rootfd, path, O_RDONLY | O_NOFOLLOW |
-			       O_NONBLOCK);
+			       O_NONBLOCK | O_NOATIME);
+	if (fd == -EPERM)	/* not the owner and no CAP_FOWNER */
+		fd = scan_open_beneath(rootfd, path, O_RDONLY | O_NOFOLLOW |
+				       O_NONBLOCK);
 	if (fd < 0)
 		return 0;	/* gone, or not a plain name any more */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

@@ -10,13 +10,14 @@
  *
  * Order: load the database -> unshare the network namespace -> drop to
  * nobody/nogroup (setgroups, setresgid, setresuid, checked) -> no new
- * privileges, no children, a seccomp denylist -> loop.  The engine may
- * still read the database directory (it is world-readable, as freshclam
- * keeps it) so it can reload it when freshclam updates it: every 2 s it
- * checks the directory (cl_statchkdir) and compiles a new engine; a
- * database that fails to load leaves the old engine in service.  With no signatures at
- * all it refuses to start: a scanner that passes everything would be
- * worse than none.
+ * privileges, no children -> Landlock (only the database directory and
+ * its own temp dir may be opened) -> a seccomp denylist -> loop.  The
+ * engine may still read the database directory (world-readable, as
+ * freshclam keeps it) so it can reload it when freshclam updates it:
+ * every 2 s it checks the directory (cl_statchkdir) and compiles a new
+ * engine; a database that fails to load leaves the old engine in
+ * service.  With no signatures at all it refuses to start: a scanner
+ * that passes everything would be worse than none.
  *
  * Threads: one.  Trust: files are hostile (that is why this process
  * exists); requests come from our own root client and are still checked.
@@ -38,6 +39,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/landlock.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -278,6 +280,53 @@ static int seccomp_deny(void)
 	return r;
 }
 
+/*
+ * Landlock: after this, the engine may open files only beneath the
+ * database directory (read) and its own temporary directory (read,
+ * write, create, remove).  Descriptors it already holds or receives are
+ * not affected, which is how guest files reach it.  A kernel without
+ * Landlock leaves the other layers in place (logged once).
+ */
+static int landlock_apply(void)
+{
+	struct landlock_ruleset_attr ra = { 0 };
+	struct landlock_path_beneath_attr pb = { 0 };
+	const uint64_t all = (1ULL << 13) - 1;	/* the ABI 1 rights */
+	const uint64_t ro = LANDLOCK_ACCESS_FS_READ_FILE |
+			    LANDLOCK_ACCESS_FS_READ_DIR;
+	const uint64_t rw = ro | LANDLOCK_ACCESS_FS_WRITE_FILE |
+			    LANDLOCK_ACCESS_FS_REMOVE_DIR |
+			    LANDLOCK_ACCESS_FS_REMOVE_FILE |
+			    LANDLOCK_ACCESS_FS_MAKE_DIR |
+			    LANDLOCK_ACCESS_FS_MAKE_REG;
+	int rs, fd, r = 0;
+
+	ra.handled_access_fs = all;
+	rs = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0);
+	if (rs < 0)
+		return errno == ENOSYS || errno == EOPNOTSUPP ? 1 : -errno;
+	const char *dirs[2] = { dbdir, tmpdir };
+	const uint64_t acc[2] = { ro, rw };
+	for (int i = 0; i < 2 && r == 0; i++) {
+		if (!dirs[i][0])
+			continue;
+		if ((fd = open(dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			break;
+		}
+		pb.allowed_access = acc[i];
+		pb.parent_fd = fd;
+		if (syscall(SYS_landlock_add_rule, rs,
+			    LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+			r = -errno;
+		close(fd);
+	}
+	if (r == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+		r = -errno;
+	close(rs);
+	return r;
+}
+
 static void sandbox(int nice)
 {
 	struct passwd *pw;
@@ -324,6 +373,12 @@ static void sandbox(int nice)
 		exit(0);
 	(void)setrlimit(RLIMIT_NPROC, &rl);	/* best effort */
 	(void)setrlimit(RLIMIT_CORE, &rl);
+	if ((r = landlock_apply()) < 0) {
+		say("landlock: %s", strerror(-r));
+		exit(2);
+	}
+	if (r > 0)
+		say("landlock not available: file system access not narrowed");
 	if ((r = seccomp_deny()) < 0) {
 		say("seccomp: %s", strerror(-r));
 		exit(2);
