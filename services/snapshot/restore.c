@@ -526,6 +526,11 @@ int snap_restore(struct snap_repo *repo, const struct snap_restore_opts *o)
 	sqlite3_finalize(q);
 	free(c.dv);
 	free(c.hv);
+	if (rc == 0 && n > 0 && c.files == 0 && o->path) {
+		log_warnx("%s is not in snapshot %lld", o->path,
+			  (long long)o->snap);
+		return -ENOENT;
+	}
 	if (rc == 0 && n == 0) {
 		log_warnx("snapshot %lld of %s%s%s not found",
 			  (long long)o->snap, o->vm,

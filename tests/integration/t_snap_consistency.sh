@@ -38,7 +38,7 @@ os.close(fd)
 open(sys.argv[3], "w").write(str(n))
 PY
 WR=$!
-sleep 0.5
+xf_wait_until 20 test -s "$W/mnt/log" || xf_fail "the writer did not start"
 # before each: how much the guest had written (its own view, dirty
 # pages included): the snapshot must hold at least that
 for i in 1 2 3 4 5 6; do

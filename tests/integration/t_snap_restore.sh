@@ -125,6 +125,8 @@ python3 "$CMP" "$W/r1/shared" "$S" || xf_fail "in-place result differs"
 # errors and exit codes
 "${SNAP[@]}" restore vm1 999 --to "$W/x" 2>/dev/null &&
 	xf_fail "restore of a missing snapshot"
+"${SNAP[@]}" restore vm1 "$id1" /no/such --to "$W/x" 2>/dev/null &&
+	xf_fail "restore of a path the snapshot lacks"
 "${SNAP[@]}" nosuchvm 2>/dev/null && xf_fail "snapshot of a domain without exports"
 "${SNAP[@]}" diff vm1 1 2>/dev/null; [ $? -eq 2 ] || xf_fail "usage error is not exit 2"
 "${SNAP[@]}" --help | grep -q restore || xf_fail "--help"
