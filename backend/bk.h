@@ -174,4 +174,12 @@ int bk_dom0watch_start(const struct xf_config *cfg);
 void bk_dom0watch_stop(void);
 void bk_dom0watch_note(const char *export_tag, const char *path);
 
+/*
+ * Addition (issue 8), backend/sandbox.c: confine the calling worker
+ * thread (and what it starts) to its export and the state directory:
+ * no_new_privs, Landlock, reduced capabilities, seccomp allow-list.  0,
+ * or -errno and the worker must not serve.  No-op with --no-sandbox.
+ */
+int bk_sandbox_worker(const char *domain, const char *export_path);
+
 #endif /* XF_BACKEND_BK_H */

@@ -20,6 +20,10 @@ $(O)/bin/xenfsd: $(LIBXENFS_XEN)
 endif
 endif
 
+# worker confinement (issue 8): Landlock, libcap-ng, libseccomp
+xenfsd_SRCS += backend/sandbox.c
+xenfsd_LIBS += -lcap-ng -lseccomp
+
 # request framing of conn.c against a fake region in ordinary memory
 UNIT_TESTS += test_conn
 test_conn_SRCS := tests/unit/test_conn.c backend/conn_frame.c
