@@ -512,13 +512,80 @@ static int queue_drain(struct bk_queue *q)
 	return 0;
 }
 
+/*
+ * Adaptive polling: after draining its ring, a worker watches the ring's
+ * producer index for up to bk_spin_us microseconds before it re-arms
+ * req_event and sleeps on the doorbell.  A request that arrives while it
+ * spins is taken without an eventfd write by the frontend or a wakeup of
+ * this thread (req_event is not re-armed, so the frontend does not ring).
+ * XENFS_SPIN_US in xenfsd's environment sets the bound (0 turns spinning
+ * off, at most 1000); docs/performance.md has the measurements behind the
+ * default.  Spinning reads only the shared index (a hostile value just
+ * ends the spin: queue_drain validates it).
+ */
+#define BK_SPIN_US_DEFAULT	30
+#define BK_SPIN_US_MAX		1000
+
+static int bk_spin_us = -1;
+
+static int spin_us(void)
+{
+	int v = __atomic_load_n(&bk_spin_us, __ATOMIC_RELAXED);
+
+	if (v < 0) {
+		const char *e = getenv("XENFS_SPIN_US");
+		char *end;
+		long l;
+
+		v = BK_SPIN_US_DEFAULT;
+		if (e != NULL && *e) {
+			l = strtol(e, &end, 10);
+			if (*end == '\0' && l >= 0)
+				v = l > BK_SPIN_US_MAX ? BK_SPIN_US_MAX : (int)l;
+		}
+		__atomic_store_n(&bk_spin_us, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 1 if a request (or a stop) showed up within us microseconds. */
+static int queue_spin(struct bk_queue *q, int us)
+{
+	int64_t end = mono_ns() + (int64_t)us * 1000;
+	unsigned i;
+
+	for (i = 1;; i++) {
+		if (xf_load_acquire(&q->ring.s->req_prod) != q->ring.req_cons ||
+		    atomic_load(&q->c->stopping))
+			return 1;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		if (i % 32 == 0 && mono_ns() >= end)
+			return 0;
+	}
+}
+
 static void *queue_worker(void *arg)
 {
 	struct bk_queue *q = arg;
 	struct bk_conn *c = q->c;
 	struct pollfd pfd[2];
-	int r;
+	int r, us;
 
+	/* confine this thread before the first guest request (sandbox.c) */
+	if (bk_sandbox_worker(c->domain, c->export_path) < 0) {
+		conn_break(c, q->idx, "cannot sandbox the worker");
+		return NULL;
+	}
 	pfd[0].fd = xf_conn_event_fd(c->xc, q->idx);
 	pfd[0].events = POLLIN;
 	pfd[1].fd = c->stop_efd;
@@ -526,6 +593,10 @@ static void *queue_worker(void *arg)
 	while (!atomic_load(&c->stopping)) {
 		if (queue_drain(q) < 0)
 			break;
+		/* no spinning while requests are parked (frozen domain) */
+		if (q->park_head == NULL && (us = spin_us()) > 0 &&
+		    queue_spin(q, us))
+			continue;
 		/* re-arm req_event; requests that raced in are drained now */
 		if (xf_bring_final_check(&q->ring))
 			continue;
