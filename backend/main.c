@@ -289,9 +289,12 @@ int main(int argc, char **argv)
 	}
 
 	if (no_sandbox)
-		log_warnx("running without sandbox (debugging only)");
+		log_warnx("*** --no-sandbox: guest-facing workers are NOT "
+			  "confined (no Landlock, no seccomp, all "
+			  "capabilities); debugging only ***");
 	else
-		log_info("sandbox not implemented yet: running unsandboxed");
+		log_info("workers are sandboxed (no_new_privs, Landlock to "
+			 "their export, reduced capabilities, seccomp)");
 
 	if (bk_stream_start(cfg) < 0)
 		fatalx("cannot open the operation stream in %s",
