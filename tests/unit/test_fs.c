@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "../../backend/fs.h"
+#include "policy.h"
 
 /* ---- stand-ins for the other layers ---- */
 
@@ -901,6 +902,45 @@ static void test_readonly(void **state)
 	assert_int_equal(err, 0);
 }
 
+/* noexec export: an OPEN with the kernel's exec flag is refused, and the
+ * identity map shows unmapped owners as 65534 (fs_policy.c). */
+static void test_policy_noexec_map(void **state)
+{
+	struct fx *fx = *state;
+	struct fuse_open_in oi;
+	struct fuse_attr_out ao;
+	struct fuse_getattr_in gi;
+	struct xf_config *cfg;
+	char text[512], err_s[256];
+	uint64_t id;
+	int err;
+
+	host_write("prog", "#!/bin/sh\n");
+	snprintf(text, sizeof(text), "[export shared]\npath = %s\n"
+		 "access = vm1:rw\nnoexec = YES\nmap-uid = 0-999:5000\n",
+		 fx->dir);
+	cfg = xf_config_parse("t", text, strlen(text), err_s, sizeof(err_s));
+	assert_non_null(cfg);
+	assert_int_equal(fs_session_set_policy(fx->s, cfg), 0);
+	xf_config_free(cfg);
+	id = lookup(FUSE_ROOT_ID, "prog", &err, NULL);
+	assert_int_equal(err, 0);
+	memset(&oi, 0, sizeof(oi));
+	oi.flags = O_RDONLY | 0x20;	/* __FMODE_EXEC */
+	call(FUSE_OPEN, id, &oi, sizeof(oi), &err);
+	assert_int_equal(err, EACCES);
+	oi.flags = O_RDONLY;
+	call(FUSE_OPEN, id, &oi, sizeof(oi), &err);
+	assert_int_equal(err, 0);
+	memset(&gi, 0, sizeof(gi));
+	call(FUSE_GETATTR, id, &gi, sizeof(gi), &err);
+	assert_int_equal(err, 0);
+	memcpy(&ao, payload(), sizeof(ao));
+	/* the file belongs to the test's uid (root): outside 5000-5999 */
+	if (getuid() == 0)
+		assert_int_equal(ao.attr.uid, 65534);
+}
+
 static void test_mknod_devices(void **state)
 {
 	struct fx *fx = *state;
@@ -1328,6 +1368,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reply_bounds, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_policy_noexec_map, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup,
 						teardown),
