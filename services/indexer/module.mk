@@ -26,3 +26,10 @@ xf-bench-index_SRCS := services/indexer/bench_index.c services/indexer/db.c \
 	services/indexer/util.c services/indexer/query.c
 xf-bench-index_LIBS := -lsqlite3 -lseccomp
 xf-bench-index_INSTALL := none
+
+# fuzz target (rules and replay in tests/fuzz/module.mk, which is included
+# after this file): the sniffer, escaping and argument parsers
+FUZZ_TARGETS += index
+fuzz_index_SRCS := services/indexer/fuzz_index.c services/indexer/util.c \
+	services/indexer/extract.c
+fuzz_index_LIBS := -lseccomp

@@ -224,6 +224,9 @@ static void add_word(char *buf, size_t len, const char *w)
 	size_t n = strlen(buf), wl = strlen(w);
 	const char *p = buf;
 
+	if (wl == 0)
+		return;
+
 	/* already listed? */
 	while ((p = strstr(p, w)) != NULL) {
 		if ((p == buf || p[-1] == ' ') && (p[wl] == ' ' || !p[wl]))

@@ -109,6 +109,9 @@ static void test_vms(void **st)
 	assert_string_equal(buf, "vm2 vm1 vm3");
 	idx_vms_of("*:ro", NULL, 0, buf, sizeof(buf));
 	assert_string_equal(buf, "*");
+	/* an empty domain name (found by fuzz_index: looped forever) */
+	idx_vms_of(":rw vm1:ro", doms, 3, buf, sizeof(buf));
+	assert_string_equal(buf, "vm1");
 	assert_true(idx_vm_sees("vm1:rw vm2:ro", "vm2"));
 	assert_false(idx_vm_sees("vm1:rw vm2:ro", "vm3"));
 	assert_true(idx_vm_sees("vm1:rw *:ro", "vm3"));
