@@ -72,6 +72,41 @@ xf_wait_until 5 test ! -e "$M2/coherent" ||
 rm "$M1/renamed"
 ok "vm2 sees vm1's rewrite, append and rename of a file it had cached"
 
+# --- locks conflict across guests (flock and fcntl, vm2 read-only)
+echo lock >"$M1/lockf"
+rm -f "$W/held"
+flock -x "$M1/lockf" -c "touch '$W/held'; sleep 3" &
+holder=$!
+xf_wait_until 5 test -e "$W/held" || xf_fail "vm1 flock holder did not start"
+flock -n -s "$M2/lockf" true &&
+    xf_fail "vm2 got a shared flock while vm1 holds an exclusive one"
+wait "$holder"
+flock -n -s "$M2/lockf" true || xf_fail "vm2 flock refused after vm1 released"
+ok "flock: vm1's exclusive lock blocks vm2; released, vm2 gets it"
+rm -f "$W/held"
+"$PY" - "$M1/lockf" "$W/held" <<'PYEOF' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(3)
+PYEOF
+holder=$!
+xf_wait_until 5 test -e "$W/held" || xf_fail "vm1 fcntl holder did not start"
+"$PY" - "$M2/lockf" <<'PYEOF' || xf_fail "cross-guest fcntl lock"
+import errno, fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    sys.exit("vm2 got a read lock while vm1 holds a write lock")
+except OSError as e:
+    if e.errno not in (errno.EAGAIN, errno.EACCES):
+        sys.exit(f"unexpected errno {e.errno}")
+    print(f"ok: vm2's read lock refused: {os.strerror(e.errno)}")
+PYEOF
+wait "$holder"
+ok "fcntl: vm1's write lock blocks vm2's read lock"
+
 # --- every modification from vm2 fails with EROFS
 "$PY" - "$M2" <<'PYEOF' || xf_fail "vm2 (ro) could modify the export"
 import errno, os, sys
@@ -114,7 +149,7 @@ case $err in
 esac
 cmp "$W/data" "$W/exp/shared/data" || xf_fail "host file changed by vm2"
 [ -e "$W/exp/shared/new" ] && xf_fail "vm2 created a file on the host"
-[ "$(ls "$W/exp/shared" | sort | tr '\n' ' ')" = "data dir " ] ||
+[ "$(ls "$W/exp/shared" | sort | tr '\n' ' ')" = "data dir lockf " ] ||
     xf_fail "export content changed: $(ls "$W/exp/shared")"
 ok "host export unchanged by vm2's attempts"
 
