@@ -296,6 +296,7 @@ static int quota_before(struct fs_session *s, int fd, uint64_t off,
 {
 	struct stat st;
 	int64_t room, end;
+	int fl;
 
 	*before = -1;
 	if (!s->acct || *len == 0)
@@ -303,6 +304,10 @@ static int quota_before(struct fs_session *s, int fd, uint64_t off,
 	if (fstat(fd, &st) != 0)
 		return -errno;
 	*before = st.st_size;
+	/* an O_APPEND descriptor writes at the end whatever the offset says
+	 * (a hostile frontend would pass 0 to grow the file for free) */
+	if ((fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_APPEND))
+		off = (uint64_t)st.st_size;
 	end = (int64_t)off + (int64_t)*len;
 	if (end <= st.st_size)
 		return 0;

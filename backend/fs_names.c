@@ -321,8 +321,8 @@ static uint32_t do_rename(struct fs_session *s, struct fs_req *req,
 	if ((nd = fs_inode_get(s, newdir, &rc)) == NULL)
 		goto out;
 	child_path(s, od->fd, str[0], p1, sizeof(p1));
-	tb = (flags & RENAME_EXCHANGE) ? 0 :
-	    fs_quota_entry_bytes(nd->fd, str[1], &texists);
+	if (s->acct && !(flags & RENAME_EXCHANGE))
+		tb = fs_quota_entry_bytes(nd->fd, str[1], &texists);
 	if (renameat2(od->fd, str[0], nd->fd, str[1], flags) != 0) {
 		rc = -errno;
 		goto out;
@@ -476,6 +476,9 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	}
 	if ((dir = fs_inode_get(s, req->in.nodeid, &rc)) == NULL)
 		return fs_reply_err(req, rc);
+	/* as the backend: the caller may not be able to stat it */
+	if (s->acct && !tmp)
+		oldsize = fs_quota_entry_bytes(dir->fd, name, &existed);
 	if ((rc = fs_cred_enter(s, &c, &req->in, 1, in->umask)) != 0)
 		goto out;
 	if (c.umask == (mode_t)-1)
@@ -483,7 +486,6 @@ static uint32_t do_create(struct fs_session *s, struct fs_req *req, int tmp)
 	mode = xf_idmap_setid_filter(fs_map(s), mode | S_IFREG,
 	    xf_idmap_caller_uid(fs_map(s), req->in.uid),
 	    xf_idmap_caller_gid(fs_map(s), req->in.gid)) & 07777;
-	oldsize = tmp ? 0 : fs_quota_entry_bytes(dir->fd, name, &existed);
 	if (!existed && (rc = fs_quota_check(s, 0, 1)) != 0) {
 		fs_cred_leave(&c);
 		goto out;

@@ -941,6 +941,60 @@ static void test_policy_noexec_map(void **state)
 		assert_int_equal(ao.attr.uid, 65534);
 }
 
+/* quota: writes stop at the limit, an O_APPEND handle cannot grow the
+ * file past it by lying about the offset, unlink frees (fs_policy.c) */
+static void test_quota(void **state)
+{
+	struct fx *fx = *state;
+	static char data[4096];
+	char text[512], err_s[256], sdir[64], cmd[96];
+	struct fuse_open_in oi;
+	struct fuse_open_out oo;
+	struct xf_config *cfg;
+	uint64_t id, fh, fh2;
+	int err, n;
+
+	snprintf(sdir, sizeof(sdir), "/tmp/test_fs_state.XXXXXX");
+	assert_non_null(mkdtemp(sdir));
+	snprintf(text, sizeof(text), "[global]\nstate-dir = %s\n"
+		 "[export shared]\npath = %s\naccess = vm1:rw\n"
+		 "quota-bytes = 10K\nquota-inodes = 3\n", sdir, fx->dir);
+	cfg = xf_config_parse("t", text, strlen(text), err_s, sizeof(err_s));
+	assert_non_null(cfg);
+	assert_int_equal(fs_session_set_policy(fx->s, cfg), 0);
+	xf_config_free(cfg);
+	id = create(FUSE_ROOT_ID, "q", &fh, &err);
+	assert_int_equal(err, 0);
+	assert_int_equal(do_write(id, fh, 0, data, 4096), 4096);
+	assert_int_equal(do_write(id, fh, 4096, data, 4096), 4096);
+	/* 2048 left: a short write, then EDQUOT */
+	assert_int_equal(do_write(id, fh, 8192, data, 4096), 2048);
+	assert_int_equal(do_write(id, fh, 10240, data, 4096), -EDQUOT);
+	/* overwriting inside the file is free */
+	assert_int_equal(do_write(id, fh, 0, data, 4096), 4096);
+	memset(&oi, 0, sizeof(oi));
+	oi.flags = O_WRONLY | O_APPEND;
+	call(FUSE_OPEN, id, &oi, sizeof(oi), &err);
+	assert_int_equal(err, 0);
+	memcpy(&oo, payload(), sizeof(oo));
+	fh2 = oo.fh;
+	n = do_write(id, fh2, 0, data, 4096);
+	assert_true(n == -EDQUOT);
+	/* inodes: q + 2 more */
+	create(FUSE_ROOT_ID, "i1", &fh, &err);
+	assert_int_equal(err, 0);
+	create(FUSE_ROOT_ID, "i2", &fh, &err);
+	assert_int_equal(err, 0);
+	create(FUSE_ROOT_ID, "i3", &fh, &err);
+	assert_int_equal(err, EDQUOT);
+	call(FUSE_UNLINK, FUSE_ROOT_ID, "q", 2, &err);
+	assert_int_equal(err, 0);
+	create(FUSE_ROOT_ID, "i3", &fh, &err);
+	assert_int_equal(err, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sdir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_mknod_devices(void **state)
 {
 	struct fx *fx = *state;
@@ -1369,6 +1423,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_noexec_map, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup,
