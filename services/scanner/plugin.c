@@ -361,11 +361,19 @@ static int sc_on_event(void *state, const struct xenfs_event *const *batch,
 		return 0;
 	}
 	prio_set(s, 1);
-	/* one transaction per batch, not one per statement */
+	/* one transaction per batch (or per second of it), not one per
+	 * statement; the CLI's writes wait at most that long */
 	int txn = scan_db_exec(s->db, "BEGIN IMMEDIATE") == 0;
+	int64_t txn_ms = scan_now_ms();
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const struct xenfs_event *ev = batch[i];
 		const char *path = ev->path;
+
+		if (txn && scan_now_ms() - txn_ms >= 1000) {
+			txn = scan_db_exec(s->db, "COMMIT") == 0 &&
+			      scan_db_exec(s->db, "BEGIN IMMEDIATE") == 0;
+			txn_ms = scan_now_ms();
+		}
 
 		switch (ev->op) {
 		case XENFS_EV_CREATE:
