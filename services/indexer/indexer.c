@@ -466,6 +466,11 @@ static int ix_init(const struct xenfs_host_services *svc, void **state)
 			 strerror(-r));
 		goto fail;
 	}
+	/* every guest's file names: not for every local user (SQLite gives
+	 * the -wal and -shm files the same mode) */
+	if (chmod(db, 0640) < 0)
+		svc->log(XENFS_LOG_WARNING, "indexer: chmod %s: %s", db,
+			 strerror(errno));
 	pthread_mutex_lock(&ix->idx.lock);
 	r = exports_sync(ix, rebuilt);
 	pthread_mutex_unlock(&ix->idx.lock);
