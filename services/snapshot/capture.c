@@ -1361,7 +1361,12 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	t.copy_budget = o->freeze_copy_max;
 	if ((rc = do_freeze(&t, &seq)) < 0)
 		goto fail;
+	log_debug("round 0: frozen at %lld ms", (long long)(now_ns(
+		  CLOCK_MONOTONIC) / 1000000));
 	rc = journal_read(&t, &j);
+	log_debug("journal read to %llu: %zu paths, %lld ms",
+		  (unsigned long long)j.last, t.dn,
+		  (long long)(now_ns(CLOCK_MONOTONIC) / 1000000));
 	for (i = 0; rc == 0 && i < o->nexports; i++) {
 		if (j.full[i]) {
 			full_any = 1;
@@ -1370,6 +1375,8 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	}
 	if (rc == 0)
 		rc = process_dirty(&t, roots);
+	log_debug("captured: %lld ms", (long long)(now_ns(CLOCK_MONOTONIC) /
+						    1000000));
 	if (do_thaw(&t) < 0 && rc == 0)
 		rc = -EIO;
 	if (rc < 0)
@@ -1453,8 +1460,12 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	if (rc < 0)
 		goto fail;
 	take_finalize(&t);
+	log_debug("committing: %lld ms", (long long)(now_ns(CLOCK_MONOTONIC) /
+						     1000000));
 	if ((rc = snap_repo_commit(repo)) < 0)
 		goto out0;
+	log_debug("committed: %lld ms", (long long)(now_ns(CLOCK_MONOTONIC) /
+						    1000000));
 	if (j.r)	/* pin the journal from here for the next one */
 		(void)xf_stream_commit(j.r, j.last);
 	res->id = t.snap;
