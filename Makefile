@@ -22,6 +22,7 @@ LIBDIR   ?= $(PREFIX)/lib
 LIBEXECDIR ?= $(PREFIX)/libexec/xenfs
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR  ?=
 
 CC       ?= cc
@@ -151,14 +152,17 @@ demo-stop:
 deps:
 	$(Q)scripts/deps
 
+# Where each program goes: <prog>_INSTALL = sbin (default) | bin | libexec | none
+install_dir = $(if $(filter bin,$($(1)_INSTALL)),$(BINDIR),$(if $(filter libexec,$($(1)_INSTALL)),$(LIBEXECDIR),$(SBINDIR)))
+INSTALLED_PROGRAMS = $(foreach p,$(PROGRAMS),$(if $(filter none,$($(p)_INSTALL)),,$(p)))
+# plugins likewise: <plugin>_INSTALL = none keeps test plugins out
+INSTALLED_PLUGINS = $(foreach p,$(PLUGINS),$(if $(filter none,$($(p)_INSTALL)),,$(p)))
+
 install: programs
-	@for p in $(PROGRAMS); do \
-		d=$$(eval echo \$$$${p}_INSTALL); \
-		case "$$d" in bin) dir="$(DESTDIR)$(BINDIR)";; libexec) dir="$(DESTDIR)$(LIBEXECDIR)";; none) continue;; *) dir="$(DESTDIR)$(SBINDIR)";; esac; \
-		install -d "$$dir" && install -m 0755 $(O)/bin/$$p "$$dir/$$p" || exit 1; \
-	done
-	$(Q)if [ -n "$(strip $(PLUGINS))" ]; then install -d $(DESTDIR)$(LIBDIR)/xenfs && \
-		install -m 0644 $(PLUGINS:%=$(O)/lib/xenfs/%.so) $(DESTDIR)$(LIBDIR)/xenfs/; fi
+	$(Q)$(foreach p,$(INSTALLED_PROGRAMS),install -d "$(DESTDIR)$(call install_dir,$(p))" && \
+		install -m 0755 $(O)/bin/$(p) "$(DESTDIR)$(call install_dir,$(p))/$(p)" &&) true
+	$(Q)if [ -n "$(strip $(INSTALLED_PLUGINS))" ]; then install -d $(DESTDIR)$(LIBDIR)/xenfs && \
+		install -m 0644 $(INSTALLED_PLUGINS:%=$(O)/lib/xenfs/%.so) $(DESTDIR)$(LIBDIR)/xenfs/; fi
 	$(Q)for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; done
 	$(Q)$(INSTALL_EXTRA)

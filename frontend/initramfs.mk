@@ -1,7 +1,7 @@
 # frontend/initramfs.mk: initramfs-tools hook and boot script for
 # root=xenfs:TAG guests, and xenfsd's systemd unit (docs/xen.md).
 INITRAMFS_DIR ?= $(SYSCONFDIR)/initramfs-tools
-SYSTEMDUNITDIR ?= /lib/systemd/system
+# SYSTEMDUNITDIR comes from the top-level Makefile
 
 define INSTALL_XEN_EXTRA
 install -d $(DESTDIR)$(INITRAMFS_DIR)/hooks $(DESTDIR)$(INITRAMFS_DIR)/scripts $(DESTDIR)$(INITRAMFS_DIR)/conf.d $(DESTDIR)$(SYSTEMDUNITDIR) && \

@@ -12,6 +12,11 @@ example_SRCS := services/example/example.c
 # test plugins: built into $(O)/lib/xenfs like real ones, never installed
 # by packaging (scripts may delete test-*.so)
 PLUGINS += test-crash test-hang test-deny test-record
+# test plugins are built for make check, never installed
+test-crash_INSTALL := none
+test-hang_INSTALL := none
+test-deny_INSTALL := none
+test-record_INSTALL := none
 test-crash_SRCS := tests/plugins/crash.c
 test-hang_SRCS := tests/plugins/hang.c
 test-deny_SRCS := tests/plugins/deny.c

@@ -16,7 +16,7 @@ test_snap_LIBS := -lsqlite3 -lzstd -lcrypto -lcmocka
 
 # systemd units (scheduling is systemd's job), installed by make install
 # (commands joined with && as frontend/initramfs.mk does)
-SNAP_UNITDIR ?= $(PREFIX)/lib/systemd/system
+SNAP_UNITDIR ?= $(SYSTEMDUNITDIR)
 INSTALL_EXTRA := $(if $(strip $(INSTALL_EXTRA)),$(INSTALL_EXTRA) && )install \
 	-d $(DESTDIR)$(SNAP_UNITDIR) && install -m 0644 \
 	services/snapshot/xenfs-snapshot.service \
