@@ -29,6 +29,11 @@ UNIT_TESTS += test_conn
 test_conn_SRCS := tests/unit/test_conn.c backend/conn_frame.c
 test_conn_LIBS := -lcmocka
 
+# event loop re-entrancy and cross-thread deferrals
+UNIT_TESTS += test_loop
+test_loop_SRCS := tests/unit/test_loop.c backend/loop.c
+test_loop_LIBS := -lcmocka
+
 # The fs layer (FUSE operations against an export), owned by its author.
 FS_SRCS := backend/fs_session.c backend/fs_inode.c backend/fs_names.c \
            backend/fs_data.c backend/fs_attr.c backend/fs_lock.c \
