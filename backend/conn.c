@@ -523,7 +523,7 @@ static int queue_drain(struct bk_queue *q)
  * default.  Spinning reads only the shared index (a hostile value just
  * ends the spin: queue_drain validates it).
  */
-#define BK_SPIN_US_DEFAULT	30
+#define BK_SPIN_US_DEFAULT	0	/* off: see docs/performance.md */
 #define BK_SPIN_US_MAX		1000
 
 static int bk_spin_us = -1;

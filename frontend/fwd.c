@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "front_i.h"
@@ -385,13 +386,74 @@ static int fwd_drain_ctrl(struct fwd_queue *wq)
 
 /* ---- the worker ---- */
 
+/*
+ * Adaptive polling: with requests in flight, a worker watches the ring's
+ * response index for up to fwd_spin_us microseconds before it re-arms
+ * rsp_event and sleeps in poll(2).  A reply that arrives meanwhile is
+ * taken without a doorbell (the backend does not ring while rsp_event is
+ * not re-armed) or a wakeup.  New FUSE requests wait at most that long
+ * for this worker (the other queues' workers may take them).
+ * XENFS_SPIN_US in mount.xenfs's environment sets the bound (0: off, at
+ * most 1000); docs/performance.md has the measurements.
+ */
+#define FWD_SPIN_US_DEFAULT	0	/* off: see docs/performance.md */
+#define FWD_SPIN_US_MAX		1000
+
+static int fwd_spin_us(void)
+{
+	static int v = -1;
+	int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+
+	if (r < 0) {
+		const char *e = getenv("XENFS_SPIN_US");
+		char *end;
+		long l;
+
+		r = FWD_SPIN_US_DEFAULT;
+		if (e != NULL && *e) {
+			l = strtol(e, &end, 10);
+			if (*end == '\0' && l >= 0)
+				r = l > FWD_SPIN_US_MAX ? FWD_SPIN_US_MAX :
+				    (int)l;
+		}
+		__atomic_store_n(&v, r, __ATOMIC_RELAXED);
+	}
+	return r;
+}
+
+static int64_t fwd_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 1 if a response showed up within us microseconds. */
+static int fwd_spin(struct fwd_queue *wq, int us)
+{
+	int64_t end = fwd_mono_ns() + (int64_t)us * 1000;
+	unsigned i;
+
+	for (i = 1;; i++) {
+		if (xf_load_acquire(&wq->ring.s->rsp_prod) !=
+		    wq->ring.rsp_cons)
+			return 1;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		if (i % 32 == 0 && fwd_mono_ns() >= end)
+			return 0;
+	}
+}
+
 static void *fwd_worker(void *arg)
 {
 	struct fwd_queue *wq = arg;
 	struct fwd *f = wq->f;
 	struct xenfs_ring_rsp rsp;
 	struct pollfd pfd[4];
-	int rc, n, evfd = xf_conn_event_fd(f->conn, wq->q);
+	int rc, n, us, evfd = xf_conn_event_fd(f->conn, wq->q);
 	int reason = FWD_LOCAL_ERROR;
 
 	for (;;) {
@@ -424,6 +486,10 @@ static void *fwd_worker(void *arg)
 			log_warn("queue %u: notify", wq->q);
 			break;
 		}
+		/* replies due: watch for them a little before sleeping */
+		if (wq->nfree < wq->nslots && (us = fwd_spin_us()) > 0 &&
+		    fwd_spin(wq, us))
+			continue;
 		/* Re-arm the response event; if responses raced in, go
 		 * round again instead of sleeping (no lost wakeup). */
 		if (xf_fring_final_check(&wq->ring))
