@@ -162,7 +162,7 @@ struct take {
 	size_t dn, dcap;
 	struct pending *pv;
 	size_t pn, pcap;
-	uint64_t files, bytes, changed, read_bytes;
+	uint64_t files, bytes, changed, read_bytes, reflinked;
 	int64_t *dfiles, *dbytes;	/* per export: change of the totals */
 	int64_t freeze_ns;
 	sqlite3_stmt *q_open, *q_close, *q_del, *q_ins, *q_reuse, *q_setc,
@@ -441,6 +441,7 @@ static char *stage_reflink(struct take *t, int fd)
 		return NULL;
 	}
 	t->reflink_ok = 1;
+	t->reflinked++;
 	close(out);
 	if ((s = strdup(name)) == NULL)
 		(void)unlinkat(t->repo->dirfd, name, 0);
@@ -1474,6 +1475,8 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	res->visited = t.files;
 	res->changed = t.changed;
 	res->read_bytes = t.read_bytes;
+	res->reflinked = t.reflinked;
+	res->rounds = t.round + 1;
 	res->new_bytes = repo->new_cbytes;
 	res->base_seq = j.last;
 	(void)ans;

@@ -646,10 +646,12 @@ static int cmd_take(struct xf_config *cfg, const struct cli *c,
 		printf("{\"id\":%lld,\"kind\":\"%s\",\"freeze_ms\":%lld,"
 		       "\"visited\":%" PRIu64 ",\"changed\":%" PRIu64
 		       ",\"read_bytes\":%" PRIu64 ",\"new_bytes\":%" PRIu64
-		       ",\"base_seq\":%" PRIu64 "}\n", (long long)res.id,
+		       ",\"base_seq\":%" PRIu64 ",\"reflinked\":%" PRIu64
+		       ",\"rounds\":%d}\n", (long long)res.id,
 		       res.full ? "full" : "incremental",
 		       (long long)res.freeze_ms, res.visited, res.changed,
-		       res.read_bytes, res.new_bytes, res.base_seq);
+		       res.read_bytes, res.new_bytes, res.base_seq,
+		       res.reflinked, res.rounds);
 	else if (!snap_quiet)
 		printf("snapshot %lld of %s (%s): %" PRIu64 " objects "
 		       "changed, %.1f MB read, %.1f MB new in the repository, "

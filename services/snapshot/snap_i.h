@@ -136,6 +136,8 @@ struct snap_take_result {
 	int full;
 	int64_t freeze_ms;
 	uint64_t visited, changed, read_bytes, new_bytes, base_seq;
+	uint64_t reflinked;	/* files cloned while frozen */
+	int rounds;		/* freezes (2: something raced) */
 };
 
 int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
