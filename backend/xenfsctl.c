@@ -86,8 +86,18 @@ static int ctl_call(const char *sock, const char *req)
 		return 1;
 	}
 	n = (size_t)snprintf(line, sizeof(line), "%s\n", req);
-	if (n >= sizeof(line) || write(fd, line, n) != (ssize_t)n) {
-		fprintf(stderr, "xenfsctl: cannot send request\n");
+	if (n >= sizeof(line)) {
+		fprintf(stderr, "xenfsctl: request too long\n");
+		close(fd);
+		return 1;
+	}
+	/* A peer the daemon refuses gets "ERR ..." and a close, possibly
+	 * before our request arrives: no SIGPIPE, and on EPIPE/ECONNRESET
+	 * still read the answer that explains why. */
+	if (send(fd, line, n, MSG_NOSIGNAL) != (ssize_t)n &&
+	    errno != EPIPE && errno != ECONNRESET) {
+		fprintf(stderr, "xenfsctl: cannot send request: %s\n",
+			strerror(errno));
 		close(fd);
 		return 1;
 	}
