@@ -733,7 +733,8 @@ static int refresh_tree(struct take *t, int exp, int root, const char *path)
 	sqlite3_reset(t->q_under);
 	if (rc < 0)
 		goto out;
-	qsort(ss.v, ss.n, sizeof(*ss.v), str_cmp);
+	if (ss.n)
+		qsort(ss.v, ss.n, sizeof(*ss.v), str_cmp);
 	if ((ss.seen = calloc(ss.n ? ss.n : 1, 1)) == NULL) {
 		rc = -ENOMEM;
 		goto out;
