@@ -7,7 +7,8 @@
 # symlink targets and holes); data the guest wrote but did not fsync is in
 # the snapshot; an incremental snapshot with nothing changed adds
 # (almost) nothing; diff lists exactly what changed; restore of one path
-# and --in-place; list/diff --json parse; usage errors exit 2.
+# and --in-place; list/diff --json parse; usage errors exit 2; the
+# [snapshot] hook runs as HOOK pre|post VM around the freeze.
 . "$(dirname "$0")/../lib.sh"
 xf_init
 [ -n "${W:-}" ] || exit 1
@@ -15,7 +16,12 @@ xf_need_root; xf_need_fuse
 xf_need_cmd python3 setfattr
 xf_need_bin xenfsd mount.xenfs xenfsctl xenfs-snapshot
 xf_config_std
-printf '\n[snapshot]\nrepository = %s\nchunk-avg = 16K\n' "$W/repo" >>"$XF_CONF"
+printf '\n[snapshot]\nrepository = %s\nchunk-avg = 16K\nhook = %s\n' \
+    "$W/repo" "$W/hook" >>"$XF_CONF"
+# the application hook: records its calls and whether vm1 was frozen
+printf '#!/bin/sh\necho "$1 $2 $(%s -c %s guests | grep -c "^vm1 .* yes ")" >>%s\n' \
+    "$BIN/xenfsctl" "$XF_CONF" "$W/hook.log" >"$W/hook"
+chmod +x "$W/hook"
 xf_start_backend "$XF_CONF"
 xf_mount "$(xf_sock vm1)" shared "$W/mnt"
 SNAP=("$BIN/xenfs-snapshot" -c "$XF_CONF" -q)
@@ -57,6 +63,8 @@ cat "$W/dirty.src" >&7
 
 "${SNAP[@]}" vm1 --label first || xf_fail "first snapshot failed"
 exec 7>&-
+[ "$(cat "$W/hook.log")" = "$(printf 'pre vm1 0\npost vm1 0')" ] ||
+	xf_fail "hook calls (want pre then post, unfrozen): $(cat "$W/hook.log")"
 id1=$(last_id)
 [ -n "$id1" ] || xf_fail "list --json"
 "${SNAP[@]}" list vm1 | grep -q first || xf_fail "list lacks the label"
