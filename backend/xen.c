@@ -337,6 +337,13 @@ static void dev_frontend_changed(struct xdev *d)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", d->fe, XF_XK_STATE);
 	v = xs_read(xen.xs, XBT_NULL, path, &len);
+	if (v == NULL && errno != ENOENT && errno != EACCES) {
+		/* A failed read says nothing about the guest; the watch
+		 * fires again when the node really changes. */
+		log_warnx_rl(&xen.rl, "xen: dom %u dev %u: reading %s: %s",
+			     d->dom->domid, d->devid, path, strerror(errno));
+		return;
+	}
 	if (v == NULL || xf_xen_parse_u32(v, XF_XB_CLOSED, &fst) < 0)
 		fst = XF_XB_UNKNOWN;	/* missing or junk: treat as gone */
 	free(v);

@@ -197,11 +197,20 @@ sc_root() {
 	cp -a /srv/rootfs /srv/local && rm -rf /srv/local/root/work-guest
 	mount -t proc proc /srv/local/proc
 	mount -o bind /dev /srv/local/dev
-	timeout 300 chroot /srv/local /sbin/xft-workload local > /var/log/local-workload.log 2>&1
-	cat /var/log/local-workload.log
-	umount /srv/local/tmp; umount /srv/local/dev; umount /srv/local/proc
+	# twice, keeping the faster run: the host's load varies (TCG)
+	lt=
+	for run in 1 2; do
+		timeout 300 chroot /srv/local /sbin/xft-workload local > /var/log/local-$run.log 2>&1
+		cat /var/log/local-$run.log
+		umount /srv/local/tmp
+		t=$(sed -n 's/.*XFT-G root local OK total=\([0-9.]*\)s.*/\1/p' /var/log/local-$run.log | head -1)
+		[ -n "$t" ] || continue
+		if [ -z "$lt" ] || awk -v a="$t" -v b="$lt" 'BEGIN { exit !(a < b) }'; then
+			lt=$t; cp /var/log/local-$run.log /var/log/local-workload.log
+		fi
+	done
+	umount /srv/local/dev; umount /srv/local/proc
 	gt=$(sed -n 's/.*XFT-G root guest OK total=\([0-9.]*\)s.*/\1/p' $CONS/guest-vmroot.log | head -1)
-	lt=$(sed -n 's/.*XFT-G root local OK total=\([0-9.]*\)s.*/\1/p' /var/log/local-workload.log | head -1)
 	[ -n "$lt" ] || bad "the workload failed on dom0's tmpfs too"
 	echo "XFT-TIME root workload: guest on XenFS ${gt:-?} s, dom0 on tmpfs ${lt:-?} s"
 	for st in untar build git fio tree; do
