@@ -40,7 +40,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1])
 EOF
 xf_start_backend "$XF_CONF"
-xf_expect_log "running unsandboxed|running without sandbox"
+xf_expect_log "workers are sandboxed|NOT confined"
 [ "$(stat -c %a "$(xf_sock vm1)")" = 600 ] || xf_fail "socket mode"
 ok "stale socket replaced, sockets are 0600"
 
