@@ -119,6 +119,7 @@ static const char schema[] =
 "PRAGMA journal_mode=WAL;"
 "PRAGMA synchronous=NORMAL;"
 "PRAGMA cache_size=-131072;"
+"PRAGMA wal_autocheckpoint=16384;"
 "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
 "INSERT OR IGNORE INTO meta VALUES('format', '1');"
 /* one row per snapshot; base_seq: journal seq the capture reflects */
@@ -243,6 +244,8 @@ void snap_repo_close(struct snap_repo *r)
 	ZSTD_freeCCtx(r->cctx);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->rbuf);
+	sqlite3_finalize(r->q_cget);
+	sqlite3_finalize(r->q_cput);
 	sqlite3_finalize(r->q_known);
 	sqlite3_finalize(r->q_insert);
 	sqlite3_finalize(r->q_where);
@@ -734,7 +737,7 @@ int snap_content_id(struct snap_repo *r, const struct snap_extents *e,
 {
 	uint8_t h[SNAP_HASH_LEN], *tmp;
 	size_t blen = e->n * SNAP_EXT_REC;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int rc = -EIO;
 
 	if ((tmp = malloc(blen + 8)) == NULL)
@@ -744,30 +747,30 @@ int snap_content_id(struct snap_repo *r, const struct snap_extents *e,
 		memcpy(tmp + 8, e->buf, blen);
 	snap_sha256(tmp, blen + 8, h);
 	free(tmp);
-	if (sqlite3_prepare_v2(r->db, "SELECT id FROM contents WHERE hash = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
+	st = prep_cached(r, &r->q_cget, "SELECT id FROM contents WHERE "
+			 "hash = ?");
+	if (!st)
+		return -EIO;
 	sqlite3_bind_blob(st, 1, h, SNAP_HASH_LEN, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		rc = 0;
-		goto out;
+		sqlite3_reset(st);
+		return 0;
 	}
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(r->db, "INSERT INTO contents(hash, size, "
-			       "extents) VALUES(?, ?, ?)", -1, &st,
-			       NULL) != SQLITE_OK)
-		goto out;
+	sqlite3_reset(st);
+	st = prep_cached(r, &r->q_cput, "INSERT INTO contents(hash, size, "
+			 "extents) VALUES(?, ?, ?)");
+	if (!st)
+		return -EIO;
 	sqlite3_bind_blob(st, 1, h, SNAP_HASH_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
 	sqlite3_bind_blob(st, 3, blen ? e->buf : (const void *)"", (int)blen,
 			  SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	*id = sqlite3_last_insert_rowid(r->db);
-	rc = 0;
-out:
-	sqlite3_finalize(st);
+	if (sqlite3_step(st) == SQLITE_DONE) {
+		*id = sqlite3_last_insert_rowid(r->db);
+		rc = 0;
+	}
+	sqlite3_reset(st);
 	return rc;
 }
 

@@ -46,7 +46,7 @@ struct snap_repo {
 	int lockfd;
 	sqlite3 *db;
 	struct snap_chunker ck;
-	sqlite3_stmt *q_known, *q_insert, *q_where;
+	sqlite3_stmt *q_known, *q_insert, *q_where, *q_cget, *q_cput;
 	void *cctx, *dctx;	/* ZSTD contexts, reused */
 	uint8_t *rbuf;		/* read buffer of snap_store_fd, ck.max */
 	int pack_fd;		/* pack being appended, or -1 */
