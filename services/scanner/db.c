@@ -42,6 +42,7 @@ static const char schema[] =
 	" qfile TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX IF NOT EXISTS det_ino ON detections(ino, dev);"
 	"CREATE INDEX IF NOT EXISTS det_time ON detections(time);"
+	"CREATE INDEX IF NOT EXISTS det_path ON detections(path, export);"
 	"CREATE TABLE IF NOT EXISTS verdicts("
 	" dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER,"
 	" ctime_sec INTEGER, ctime_nsec INTEGER, result INTEGER,"
@@ -50,6 +51,54 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS fullscan(vm TEXT PRIMARY KEY,"
 	" started INTEGER, updated INTEGER, last TEXT, files INTEGER,"
 	" bytes INTEGER, found INTEGER, done INTEGER);";
+
+/*
+ * Prepared statements are kept per (connection, SQL text): a full scan
+ * runs the same few statements for every file.  sql must be a string
+ * literal (its address is the key).  unprep() resets a statement for the
+ * next use; scan_db_close() finalizes them.
+ */
+#define STMT_CACHE	32
+static struct {
+	sqlite3 *db;
+	const char *sql;
+	sqlite3_stmt *st;
+} stmts[STMT_CACHE];
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int i, free_slot = -1;
+
+	for (i = 0; i < STMT_CACHE; i++) {
+		if (stmts[i].db == db && stmts[i].sql == sql)
+			return stmts[i].st;
+		if (stmts[i].db == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+			       NULL) != SQLITE_OK) {
+		scan_log(SCAN_LOG_ERR, "scan.db: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	if (free_slot >= 0) {
+		stmts[free_slot].db = db;
+		stmts[free_slot].sql = sql;
+		stmts[free_slot].st = st;
+	}
+	return st;
+}
+
+static void unprep(sqlite3_stmt *st)
+{
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);	/* the cache was full */
+}
 
 int scan_db_exec(sqlite3 *db, const char *sql)
 {
@@ -106,6 +155,13 @@ int scan_db_open(const char *state, int readonly, sqlite3 **out)
 
 void scan_db_close(sqlite3 *db)
 {
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (stmts[i].db == db) {
+			sqlite3_finalize(stmts[i].st);
+			stmts[i].db = NULL;
+			stmts[i].sql = NULL;
+			stmts[i].st = NULL;
+		}
 	sqlite3_close(db);
 }
 
@@ -116,17 +172,6 @@ void scan_ident_of(struct scan_ident *id, const struct stat *st)
 	id->size = (uint64_t)st->st_size;
 	id->ctime_sec = st->st_ctim.tv_sec;
 	id->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
-}
-
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		scan_log(SCAN_LOG_ERR, "scan.db: %s", sqlite3_errmsg(db));
-		return NULL;
-	}
-	return st;
 }
 
 static void bind_ident(sqlite3_stmt *st, int first,
@@ -143,7 +188,7 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st)
 {
 	int r = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	unprep(st);
 	if (r != SQLITE_DONE && r != SQLITE_ROW) {
 		scan_log(SCAN_LOG_ERR, "scan.db: %s", sqlite3_errmsg(db));
 		return -EIO;
@@ -169,7 +214,7 @@ int scan_db_verdict_get(sqlite3 *db, const struct scan_ident *id, char *sig,
 			snprintf(sig, siglen, "%s", s ? (const char *)s : "");
 		}
 	}
-	sqlite3_finalize(st);
+	unprep(st);
 	return r;
 }
 
@@ -202,7 +247,7 @@ int scan_db_blocked(sqlite3 *db, const struct scan_ident *id)
 		return -EIO;
 	bind_ident(st, 1, id);
 	r = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	unprep(st);
 	return r;
 }
 
@@ -275,7 +320,7 @@ int scan_db_detection_get(sqlite3 *db, int64_t id, struct scan_detection *d)
 		d->gid = (uint32_t)sqlite3_column_int64(st, 16);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	unprep(st);
 	return r;
 }
 
@@ -365,7 +410,7 @@ int64_t scan_db_stat_int(sqlite3 *db, const char *key)
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	unprep(st);
 	return v;
 }
 
@@ -382,6 +427,6 @@ int scan_db_stat_text(sqlite3 *db, const char *key, char *buf, size_t len)
 		col_text(st, 0, buf, len);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	unprep(st);
 	return r;
 }
