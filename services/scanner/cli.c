@@ -326,6 +326,17 @@ static int cmd_undo(int argc, char **argv, int restore)
 
 /* ---- full ---- */
 
+#define PIPE_DEPTH	4
+
+struct pending {
+	int fd;
+	int cached;		/* VR_* from the cache, or -1: scanning */
+	int err;		/* submit failed with this */
+	uint64_t id;
+	struct stat st;
+	char path[4096];
+};
+
 struct full {
 	const char *vm;
 	struct scan_policy pol;
@@ -346,6 +357,8 @@ struct full {
 	char last_done[4096];		/* last file handled, for a checkpoint */
 	int last_ex;
 	int test_delay_ms;
+	struct pending pend[PIPE_DEPTH];	/* ring, oldest at phead */
+	int phead, npend;
 };
 
 static volatile sig_atomic_t stop_req;
@@ -431,13 +444,22 @@ static void bar(struct full *f, int final)
 		fputc('\n', stderr);
 }
 
+/*
+ * Files go to the engine through a short pipeline: while it scans one,
+ * the next requests are already queued, so it never waits for us to
+ * wake up (the cost of having the engine in another process).  Items
+ * complete strictly in order, cache hits included, so the checkpoint
+ * never claims a file whose verdict is still out.
+ */
+static struct pending *pend_push(struct full *f);
+static void pend_finish(struct full *f);
+
 static void visit_file(struct full *f, int dfd, const char *name,
 		       const char *path, const struct stat *lst)
 {
 	struct scan_ident id;
+	struct pending *p;
 	struct stat st;
-	char sig[192], esc[1024];
-	enum scan_action act;
 	int fd, r;
 
 	if (f->counting) {
@@ -466,42 +488,77 @@ static void visit_file(struct full *f, int dfd, const char *name,
 		close(fd);
 		return;
 	}
+	p = pend_push(f);
+	p->st = st;
+	p->fd = fd;
+	p->id = 0;
+	p->err = 0;
+	snprintf(p->path, sizeof(p->path), "%s", path);
 	scan_ident_of(&id, &st);
 	r = scan_db_verdict_get(f->db, &id, NULL, 0);
-	if (r == VR_CLEAN || r == VR_RELEASED) {
-		f->hits++;
-		f->files++;
-		close(fd);
-		goto ckpt;
+	if (r == VR_CLEAN || r == VR_RELEASED || r == VR_INFECTED) {
+		p->cached = r;
+		return;
 	}
-	if (r == VR_INFECTED) {
-		f->hits++;
-		f->files++;
-		f->found++;
-		close(fd);
-		goto ckpt;
-	}
-	r = scand_scan(&f->sd, fd, sig, sizeof(sig), 120000);
-	if (r == -EAGAIN)	/* restarted less than 1 s ago */
-		r = (usleep(1100000), scand_scan(&f->sd, fd, sig,
-						 sizeof(sig), 120000));
+	p->cached = -1;
+	if ((r = scand_submit(&f->sd, fd, &p->id)) < 0)
+		p->err = r;	/* pend_finish retries it alone */
+}
+
+/* A slot at the tail; finishes the oldest item first when full. */
+static struct pending *pend_push(struct full *f)
+{
+	if (f->npend == PIPE_DEPTH)
+		pend_finish(f);
+	return &f->pend[(f->phead + f->npend++) % PIPE_DEPTH];
+}
+
+/* Complete the oldest item: its verdict, the action, the checkpoint. */
+static void pend_finish(struct full *f)
+{
+	struct pending *p = &f->pend[f->phead];
+	struct scan_ident id;
+	char sig[192], esc[1024];
+	enum scan_action act;
+	int r;
+
+	f->phead = (f->phead + 1) % PIPE_DEPTH;
+	f->npend--;
 	f->files++;
-	f->bytes += (uint64_t)st.st_size;
+	if (p->cached >= 0) {
+		f->hits++;
+		if (p->cached == VR_INFECTED)
+			f->found++;
+		goto done;
+	}
+	r = p->err ? p->err : scand_collect(&f->sd, p->id, sig, sizeof(sig),
+					    120000);
+	if (r == -EPIPE || r == -EAGAIN || r == -ETIMEDOUT || r == -EPROTO) {
+		/* the engine died (or was restarting): once more, alone */
+		r = scand_scan(&f->sd, p->fd, sig, sizeof(sig), 120000);
+		if (r == -EAGAIN) {
+			usleep(1100000);
+			r = scand_scan(&f->sd, p->fd, sig, sizeof(sig),
+				       120000);
+		}
+	}
+	f->bytes += (uint64_t)p->st.st_size;
+	scan_ident_of(&id, &p->st);
 	if (r < 0) {
 		f->errors++;
 		cli_log(SCAN_LOG_WARN, "%s:%s: not scanned: %s", f->tag,
-			scan_esc(path, esc, sizeof(esc)),
+			scan_esc(p->path, esc, sizeof(esc)),
 			r == -EIO ? sig : strerror(-r));
 		if (f->sd.fd < 0 && f->sd.info.result < 0)
 			f->failed = 1;
 	} else if (r == SCAN_CLEAN) {
 		(void)scan_db_verdict_put(f->db, &id, VR_CLEAN, NULL);
-		(void)scan_db_cleaned(f->db, &id, f->tag, path);
+		(void)scan_db_cleaned(f->db, &id, f->tag, p->path);
 	} else {
 		struct scan_hit h = {
-			.vm = f->vm, .export_tag = f->tag, .path = path,
-			.source = "full", .signature = sig, .fd = fd,
-			.st = &st,
+			.vm = f->vm, .export_tag = f->tag, .path = p->path,
+			.source = "full", .signature = sig, .fd = p->fd,
+			.st = &p->st,
 		};
 		if (f->tty && !f->quiet)
 			fputc('\n', stderr);
@@ -510,11 +567,12 @@ static void visit_file(struct full *f, int dfd, const char *name,
 		else
 			f->errors++;
 	}
-	close(fd);
-ckpt:
+done:
+	close(p->fd);
+	p->fd = -1;
 	if (f->test_delay_ms > 0)
 		usleep((useconds_t)f->test_delay_ms * 1000);
-	snprintf(f->last_done, sizeof(f->last_done), "%s", path);
+	snprintf(f->last_done, sizeof(f->last_done), "%s", p->path);
 	f->last_ex = f->exidx;
 	if (scan_now_ms() - f->last_ckpt_ms >= 1000) {
 		/* one transaction a second: verdicts and the checkpoint
@@ -525,6 +583,12 @@ ckpt:
 		f->last_ckpt_ms = scan_now_ms();
 	}
 	bar(f, 0);
+}
+
+static void pend_drain(struct full *f)
+{
+	while (f->npend > 0)
+		pend_finish(f);
 }
 
 static int namecmp(const void *a, const void *b)
@@ -604,6 +668,7 @@ static void walk_exports(struct full *f)
 			    O_CLOEXEC);
 		if (fd >= 0)
 			walk(f, fd, "", 0);
+		pend_drain(f);	/* their actions need this export's root */
 		close(f->rootfd);
 		f->rootfd = -1;
 	}

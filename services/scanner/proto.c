@@ -72,6 +72,8 @@ void scand_stop(struct scand *sd)
 static int recv_rep(struct scand *sd, uint64_t want, struct scan_rep *rep,
 		    int64_t deadline)
 {
+	if (sd->fd < 0 || (want && want < sd->first_id))
+		return -EPIPE;	/* that engine is gone */
 	for (;;) {
 		struct pollfd pfd = { sd->fd, POLLIN, 0 };
 		int64_t left = deadline - scan_now_ms();
@@ -151,7 +153,11 @@ int scand_start(struct scand *sd, int timeout_ms)
 	close(sv[1]);
 	sd->fd = sv[0];
 	sd->pid = pid;
-	sd->next_id = 1;
+	/* ids keep growing across restarts: a reply can never be taken
+	 * for one of a request the previous engine took down with it */
+	if (sd->next_id == 0)
+		sd->next_id = 1;
+	sd->first_id = sd->next_id;
 	r = recv_rep(sd, 0, &sd->info, scan_now_ms() + timeout_ms);
 	if (r < 0) {
 		if (!sd->info.name[0])
@@ -220,17 +226,32 @@ static int ensure(struct scand *sd)
 	return 0;
 }
 
-int scand_scan(struct scand *sd, int fd, char *sig, size_t siglen,
-	       int timeout_ms)
+int scand_submit(struct scand *sd, int fd, uint64_t *id)
 {
-	struct scan_rep rep;
-	uint64_t id;
 	int r;
 
 	if ((r = ensure(sd)) < 0)
 		return r;
-	if ((r = send_req(sd, SCAN_OP_SCAN, fd, &id)) < 0)
+	return send_req(sd, SCAN_OP_SCAN, fd, id);
+}
+
+int scand_scan(struct scand *sd, int fd, char *sig, size_t siglen,
+	       int timeout_ms)
+{
+	uint64_t id;
+	int r;
+
+	if ((r = scand_submit(sd, fd, &id)) < 0)
 		return r;
+	return scand_collect(sd, id, sig, siglen, timeout_ms);
+}
+
+int scand_collect(struct scand *sd, uint64_t id, char *sig, size_t siglen,
+		  int timeout_ms)
+{
+	struct scan_rep rep;
+	int r;
+
 	if ((r = recv_rep(sd, id, &rep, scan_now_ms() + timeout_ms)) < 0)
 		return r;
 	if (rep.result == SCAN_VIRUS && sig)

@@ -75,6 +75,7 @@ struct scand {
 	pid_t pid;
 	int fd;			/* -1: not running */
 	uint64_t next_id;
+	uint64_t first_id;	/* first request id of the running engine */
 	int64_t last_spawn_ms;
 	struct scan_rep info;	/* last startup/info report */
 	char db[4096];
@@ -95,6 +96,13 @@ void scand_stop(struct scand *sd);
  * restarted on the next call) or another -errno. */
 int scand_scan(struct scand *sd, int fd, char *sig, size_t siglen,
 	       int timeout_ms);
+/* The same in two steps, so several requests can be in flight (replies
+ * come in request order): submit hands fd over (the caller may close
+ * its copy afterwards), collect waits for that request's verdict and
+ * returns like scand_scan (-EPIPE: the engine died with it queued). */
+int scand_submit(struct scand *sd, int fd, uint64_t *id);
+int scand_collect(struct scand *sd, uint64_t id, char *sig, size_t siglen,
+		  int timeout_ms);
 int scand_info(struct scand *sd, int timeout_ms);
 int64_t scan_now_ms(void);
 
