@@ -309,7 +309,16 @@ static void dev_connect(struct xdev *d)
 	ro = acc == XF_ACCESS_RO || (flags & XF_XEN_F_RO);
 	/* Granted flags are written before Connected, so the frontend reads
 	 * them as soon as it sees the state change. */
-	(void)xput_u32(d->be, XF_XK_GRANTED_FLAGS, ro ? XF_XEN_F_RO : 0);
+	{
+		char sect[96];
+		uint64_t noexec = 0;
+
+		snprintf(sect, sizeof(sect), "export %s", d->tag);
+		(void)xf_config_get_u64(xen.cfg, sect, "noexec", &noexec);
+		(void)xput_u32(d->be, XF_XK_GRANTED_FLAGS,
+			       (ro ? XF_XEN_F_RO : 0) |
+			       (noexec ? XF_XEN_F_NOEXEC : 0));
+	}
 	(void)xs_rm(xen.xs, XBT_NULL, (snprintf(err, sizeof(err), "%s/%s",
 					       d->be, XF_XK_ERROR), err));
 	rc = bk_conn_start(xc, d->dom->name, d->dom->domid, d->tag, ro,

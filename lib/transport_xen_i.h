@@ -64,7 +64,8 @@ enum xf_xenbus_state {
 /* The flag bits of "flags"/"granted-flags" (same values as the local
  * transport's enum xenfs_local_flags). */
 #define XF_XEN_F_RO		1u
-#define XF_XEN_F_KNOWN		XF_XEN_F_RO
+#define XF_XEN_F_NOEXEC		2u	/* granted only: mount MS_NOEXEC */
+#define XF_XEN_F_KNOWN		(XF_XEN_F_RO | XF_XEN_F_NOEXEC)
 
 /* Strict decimal parse of an untrusted xenstore value: 0 or -EINVAL. */
 int xf_xen_parse_u32(const char *s, uint32_t max, uint32_t *out);
