@@ -172,13 +172,20 @@ static uint64_t fs_inode_idkey(dev_t dev, ino_t ino)
 	return ((uint64_t)dev * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)ino;
 }
 
-static void inode_free_locked(struct fs_session *s, struct fs_inode *ino)
+/*
+ * Unhash and free ino; returns its descriptor (or -1), which the caller
+ * closes after dropping s->ilock: the last close of an unlinked file is
+ * where the host filesystem frees it, which can take milliseconds that
+ * the other queue workers should not wait for.
+ */
+static int inode_free_locked(struct fs_session *s, struct fs_inode *ino)
 {
+	int fd = ino->fd;
+
 	fs_htab_del(&s->inodes, &ino->hn);
 	fs_htab_del(&s->byid, &ino->hid);
 	lru_unlink(s, ino);
-	if (ino->fd >= 0) {
-		close(ino->fd);
+	if (fd >= 0) {
 		if (ino->pinned)
 			s->npinned--;
 		else
@@ -188,6 +195,7 @@ static void inode_free_locked(struct fs_session *s, struct fs_inode *ino)
 	free(ino->fh);
 	free(ino);
 	s->ninodes--;
+	return fd;
 }
 
 /* Try name_to_handle_at; NULL if the inode cannot be reopened by handle. */
@@ -279,9 +287,13 @@ void fs_inodes_free(struct fs_session *s)
 
 	pthread_mutex_lock(&s->ilock);
 	for (i = 0; i < s->inodes.nb; i++) {
-		while (s->inodes.b[i] != NULL)
-			inode_free_locked(s, fs_container_of(s->inodes.b[i],
-			    struct fs_inode, hn));
+		while (s->inodes.b[i] != NULL) {
+			int fd = inode_free_locked(s, fs_container_of(
+			    s->inodes.b[i], struct fs_inode, hn));
+
+			if (fd >= 0)
+				close(fd);
+		}
 	}
 	s->root = NULL;
 	pthread_mutex_unlock(&s->ilock);
@@ -345,18 +357,22 @@ struct fs_inode *fs_inode_get(struct fs_session *s, uint64_t nodeid, int *err)
 
 void fs_inode_put(struct fs_session *s, struct fs_inode *ino)
 {
+	int fd = -1;
+
 	if (ino == NULL)
 		return;
 	pthread_mutex_lock(&s->ilock);
 	if (--ino->refs == 0) {
 		if (ino->nlookup == 0 && ino != s->root) {
-			inode_free_locked(s, ino);
+			fd = inode_free_locked(s, ino);
 		} else {
 			lru_push(s, ino);
 			lru_evict(s);
 		}
 	}
 	pthread_mutex_unlock(&s->ilock);
+	if (fd >= 0)
+		close(fd);
 }
 
 static int handle_eq(const struct file_handle *a, const struct file_handle *b)
@@ -448,6 +464,7 @@ void fs_inode_forget(struct fs_session *s, uint64_t nodeid, uint64_t n)
 {
 	struct fs_hnode *hn;
 	struct fs_inode *ino;
+	int fd = -1;
 
 	if (nodeid == FUSE_ROOT_ID || nodeid == 0)
 		return;
@@ -457,9 +474,11 @@ void fs_inode_forget(struct fs_session *s, uint64_t nodeid, uint64_t n)
 		ino = fs_container_of(hn, struct fs_inode, hn);
 		ino->nlookup = n >= ino->nlookup ? 0 : ino->nlookup - n;
 		if (ino->nlookup == 0 && ino->refs == 0)
-			inode_free_locked(s, ino);
+			fd = inode_free_locked(s, ino);
 	}
 	pthread_mutex_unlock(&s->ilock);
+	if (fd >= 0)
+		close(fd);
 }
 
 /*

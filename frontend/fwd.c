@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -447,6 +448,76 @@ static int fwd_spin(struct fwd_queue *wq, int us)
 	}
 }
 
+/*
+ * Waiting without a thundering herd: the workers' /dev/fuse clones share
+ * one kernel request queue, and poll(2) on it wakes every worker for each
+ * request (all but one then read EAGAIN), which on a host with few CPUs
+ * costs about as much as the request itself.  So a worker with a free
+ * buffer waits in its own epoll set, where its /dev/fuse descriptor is
+ * registered with EPOLLEXCLUSIVE (the kernel wakes one such waiter per
+ * request); the doorbell, the stop and the syncfs eventfds are ordinary
+ * members.  A worker without a free buffer leaves the exclusive set (so
+ * it cannot swallow a wakeup it would not act on) and waits in poll(2)
+ * as before.  If epoll fails, the worker uses poll(2) throughout.
+ */
+static int fwd_ep_open(struct fwd_queue *wq, int evfd)
+{
+	struct epoll_event ev;
+	int ep, fds[3] = { evfd, wq->f->stop_fd, wq->sync_fd };
+	uint32_t i;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (fds[i] < 0 || (i == 2 && wq->q != 0))
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u32 = i + 1;	/* index into the poll array */
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+			(void)close(ep);
+			return -1;
+		}
+	}
+	return ep;
+}
+
+/* The fuse descriptor in (want) or out of the exclusive set.  0 or -1. */
+static int fwd_ep_fuse(struct fwd_queue *wq, int ep, int *in, int want)
+{
+	struct epoll_event ev;
+
+	if (*in == want)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.u32 = 0;
+	if (epoll_ctl(ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, wq->fd,
+		      &ev) < 0)
+		return -1;
+	*in = want;
+	return 0;
+}
+
+/* epoll_wait, results as poll(2) revents in pfd[0..3].  poll's return. */
+static int fwd_ep_wait(int ep, struct pollfd *pfd)
+{
+	struct epoll_event evs[4];
+	int i, n;
+
+	for (i = 0; i < 4; i++)
+		pfd[i].revents = 0;
+	n = epoll_wait(ep, evs, 4, -1);
+	for (i = 0; i < n; i++) {
+		uint32_t k = evs[i].data.u32;
+
+		if (k < 4)
+			pfd[k].revents = (short)(evs[i].events &
+			    (EPOLLIN | EPOLLERR | EPOLLHUP));
+	}
+	return n;
+}
+
 static void *fwd_worker(void *arg)
 {
 	struct fwd_queue *wq = arg;
@@ -455,6 +526,7 @@ static void *fwd_worker(void *arg)
 	struct pollfd pfd[4];
 	int rc, n, us, evfd = xf_conn_event_fd(f->conn, wq->q);
 	int reason = FWD_LOCAL_ERROR;
+	int ep = fwd_ep_open(wq, evfd), ep_in = 0;
 
 	for (;;) {
 		while ((rc = xf_fring_get(&wq->ring, &rsp)) == 1)
@@ -506,7 +578,15 @@ static void *fwd_worker(void *arg)
 		pfd[2].events = POLLIN;
 		pfd[3].fd = wq->q == 0 ? wq->sync_fd : -1;
 		pfd[3].events = POLLIN;
-		n = poll(pfd, 4, -1);
+		if (ep >= 0 && fwd_ep_fuse(wq, ep, &ep_in, wq->nfree > 0) < 0) {
+			log_warn("queue %u: epoll: using poll", wq->q);
+			(void)close(ep);
+			ep = -1;
+		}
+		if (ep >= 0 && ep_in)
+			n = fwd_ep_wait(ep, pfd);
+		else
+			n = poll(pfd, 4, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -534,6 +614,8 @@ static void *fwd_worker(void *arg)
 			break;
 		}
 	}
+	if (ep >= 0)
+		(void)close(ep);
 	fwd_set_end(f, reason);
 	return NULL;
 }
