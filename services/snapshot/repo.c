@@ -120,6 +120,7 @@ static const char schema[] =
 "PRAGMA synchronous=NORMAL;"
 "PRAGMA cache_size=-131072;"
 "PRAGMA wal_autocheckpoint=16384;"
+"PRAGMA mmap_size=1073741824;"
 "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
 "INSERT OR IGNORE INTO meta VALUES('format', '1');"
 /* one row per snapshot; base_seq: journal seq the capture reflects */
@@ -226,7 +227,8 @@ int snap_repo_open(const char *dir, uint32_t chunk_avg, int write,
 	(void)sqlite3_db_config(r->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
 				NULL);
 	if (!write)
-		(void)snap_exec(r, "PRAGMA cache_size=-131072");
+		(void)snap_exec(r, "PRAGMA cache_size=-131072;"
+				"PRAGMA mmap_size=1073741824");
 	if (write && (rc = snap_exec(r, schema)) < 0)
 		goto fail;
 	snap_chunker_init(&r->ck, chunk_avg);
