@@ -232,7 +232,7 @@ static uint32_t reply_open(struct fs_req *req, uint64_t fh, uint32_t flags)
  * XENFS_NO_KEEP_CACHE=1 in xenfsd's environment turns the policy off
  * (benchmarks compare the two).
  */
-#define FS_C2O_SETTLE_NS	200000000LL	/* 200 ms */
+#define FS_C2O_SETTLE_NS	50000000LL	/* 50 ms: 5 ticks at HZ=100 */
 
 static int c2o_disabled(void)
 {
