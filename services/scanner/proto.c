@@ -72,6 +72,15 @@ void scand_stop(struct scand *sd)
 static int recv_rep(struct scand *sd, uint64_t want, struct scan_rep *rep,
 		    int64_t deadline)
 {
+	for (int i = 0; want && i < sd->nstash; i++)
+		if (sd->stash[i].id == want) {
+			*rep = sd->stash[i];
+			memmove(&sd->stash[i], &sd->stash[i + 1],
+				(size_t)(sd->nstash - i - 1) *
+				sizeof(sd->stash[0]));
+			sd->nstash--;
+			return 0;
+		}
 	if (sd->fd < 0 || (want && want < sd->first_id))
 		return -EPIPE;	/* that engine is gone */
 	for (;;) {
@@ -106,7 +115,18 @@ static int recv_rep(struct scand *sd, uint64_t want, struct scan_rep *rep,
 		rep->engine[sizeof(rep->engine) - 1] = '\0';
 		if (rep->id == want)
 			return 0;
-		/* a late answer to a request we gave up on: skip */
+		/* another request's answer (still to be collected, or one
+		 * we gave up on): keep it for a while */
+		if (rep->id != 0) {
+			if (sd->nstash == (int)(sizeof(sd->stash) /
+						sizeof(sd->stash[0]))) {
+				memmove(&sd->stash[0], &sd->stash[1],
+					(size_t)(sd->nstash - 1) *
+					sizeof(sd->stash[0]));
+				sd->nstash--;
+			}
+			sd->stash[sd->nstash++] = *rep;
+		}
 	}
 }
 
@@ -158,6 +178,7 @@ int scand_start(struct scand *sd, int timeout_ms)
 	if (sd->next_id == 0)
 		sd->next_id = 1;
 	sd->first_id = sd->next_id;
+	sd->nstash = 0;
 	r = recv_rep(sd, 0, &sd->info, scan_now_ms() + timeout_ms);
 	if (r < 0) {
 		if (!sd->info.name[0])

@@ -78,6 +78,10 @@ struct scand {
 	uint64_t first_id;	/* first request id of the running engine */
 	int64_t last_spawn_ms;
 	struct scan_rep info;	/* last startup/info report */
+	/* replies read while waiting for another request's (pipelined
+	 * requests, a retry among them); the oldest is dropped when full */
+	struct scan_rep stash[8];
+	int nstash;
 	char db[4096];
 	char tmp[4096];		/* base of the engine's temp dir, "" = auto */
 	char exe[4096];
