@@ -137,6 +137,22 @@ else
 fi
 grep -q "full scan of vm1: 3200 files" "$W/out" || xf_fail "files lost or counted twice: $(cat "$W/out")"
 
+# ---- the engine killed in the middle: restarted, nothing lost ----
+sqlite3 "$W/state/scanner/scan.db" "DELETE FROM verdicts WHERE result=0" ||
+	xf_fail "sqlite3"	# so every file is scanned again
+XENFS_SCAN_TEST_DELAY_MS=1 "$BIN/xenfs-scan" -c "$C" full vm1 --restart \
+	--quiet --no-nice >"$W/out" 2>"$W/err" &
+fp=$!
+sleep 0.5
+eng=$(pgrep -P "$fp" xenfs-scand)
+[ -n "$eng" ] || xf_fail "no engine process to kill"
+kill -9 "$eng"
+timeout 60 tail --pid="$fp" -f /dev/null
+wait "$fp"; rc=$?
+xf_assert_eq "$rc" 0 "full scan with the engine killed"
+grep -q "full scan of vm1: 3200 files.* 0 from cache.* 0 errors" "$W/out" ||
+	xf_fail "engine kill lost files: $(cat "$W/out" "$W/err")"
+
 # ---- progress bar on a tty ----
 script -qec "'$BIN/xenfs-scan' -c '$C' full vm1 --restart" /dev/null \
 	>"$W/tty" 2>&1 </dev/null
