@@ -334,14 +334,13 @@ static void bind_ve(struct take *t, sqlite3_stmt *q, int exp)
  * regular file with other names; those are queued for a refresh (their
  * link count and ctime changed with it).
  */
-static int entry_close(struct take *t, int exp, const char *path)
+static int entry_close_row(struct take *t, int exp, const char *path)
 {
 	int64_t id, from, ino = 0;
 	int multi = 0;
 
-	bind_ve(t, t->q_open, exp);
-	sqlite3_bind_text(t->q_open, 3, path, -1, SQLITE_STATIC);
-	if (sqlite3_step(t->q_open) == SQLITE_ROW) {
+	/* q_open stands on the current entry's row */
+	{
 		id = sqlite3_column_int64(t->q_open, 0);
 		from = sqlite3_column_int64(t->q_open, 1);
 		multi = sqlite3_column_int64(t->q_open, 9) > 1 &&
@@ -373,10 +372,18 @@ static int entry_close(struct take *t, int exp, const char *path)
 			}
 			sqlite3_reset(t->q_ino);
 		}
-	} else {
-		sqlite3_reset(t->q_open);
 	}
 	return multi;
+}
+
+static int entry_close(struct take *t, int exp, const char *path)
+{
+	bind_ve(t, t->q_open, exp);
+	sqlite3_bind_text(t->q_open, 3, path, -1, SQLITE_STATIC);
+	if (sqlite3_step(t->q_open) == SQLITE_ROW)
+		return entry_close_row(t, exp, path);
+	sqlite3_reset(t->q_open);
+	return 0;
 }
 
 static int pending_add(struct take *t, int64_t entry, int exp,
@@ -470,13 +477,16 @@ static int capture_obj(struct take *t, int exp, int dirfd, const char *name,
 		      "scanning");
 	bind_ve(t, t->q_open, exp);
 	sqlite3_bind_text(t->q_open, 3, path, -1, SQLITE_STATIC);
-	if (sqlite3_step(t->q_open) == SQLITE_ROW &&
-	    same_identity(t->q_open, st)) {
+	if (sqlite3_step(t->q_open) == SQLITE_ROW) {
+		if (same_identity(t->q_open, st)) {
+			sqlite3_reset(t->q_open);
+			return 0;		/* unchanged */
+		}
+		multi = entry_close_row(t, exp, path);
+	} else {
 		sqlite3_reset(t->q_open);
-		return 0;			/* unchanged */
+		multi = 0;
 	}
-	sqlite3_reset(t->q_open);
-	multi = entry_close(t, exp, path);
 	t->changed++;
 
 	if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) {
