@@ -57,7 +57,7 @@ struct xen_priv {
 	uint64_t npages;
 	/* frontend */
 	xengntshr_handle *xgs;
-	void *dir;			/* reference directory, until Connected */
+	void *dir;			/* ref directory, until Connected */
 	uint32_t ndir;
 	struct xs_handle *xs;
 	char fe[XEN_PATH_MAX];
