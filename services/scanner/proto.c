@@ -50,22 +50,65 @@ void scand_locate(struct scand *sd, const char *hint)
 			 XENFS_LIBEXECDIR);
 }
 
-static void reap(struct scand *sd)
+/*
+ * The engine's temp dir, as its startup report names it, if that is a
+ * plausible one: BASE/xenfs-scand.XXXXXX with BASE ours (or the default
+ * tmpfs/tmp).  A compromised engine must not make us remove anything
+ * else, and rmdir removes only an empty directory anyway.
+ */
+static void tmpdir_learn(struct scand *sd)
+{
+	const char *p = sd->info.name, *base;
+	size_t bl;
+
+	sd->tmpdir[0] = '\0';
+	if (strncmp(p, "ready /", 7))
+		return;
+	p += 6;
+	base = sd->tmp[0] ? sd->tmp : !strncmp(p, "/dev/shm/", 9) ?
+	       "/dev/shm" : "/tmp";
+	bl = strlen(base);
+	if (strncmp(p, base, bl) || strncmp(p + bl, "/xenfs-scand.", 13) ||
+	    strlen(p + bl + 13) != 6 || strchr(p + bl + 13, '/') ||
+	    strstr(p, ".."))
+		return;
+	snprintf(sd->tmpdir, sizeof(sd->tmpdir), "%s", p);
+}
+
+/* Forget the engine; kill it unless it left by itself within wait_ms. */
+static void reap_wait(struct scand *sd, int wait_ms)
 {
 	if (sd->fd >= 0)
-		close(sd->fd);
+		close(sd->fd);	/* EOF: an idle engine exits and cleans up */
 	sd->fd = -1;
 	if (sd->pid > 0) {
-		/* it may still be running a hostile file: no mercy */
-		(void)kill(sd->pid, SIGKILL);
-		(void)waitpid(sd->pid, NULL, 0);
+		int64_t end = scan_now_ms() + wait_ms;
+
+		while (waitpid(sd->pid, NULL, WNOHANG) == 0) {
+			if (scan_now_ms() >= end) {
+				/* it may be stuck in a hostile file */
+				(void)kill(sd->pid, SIGKILL);
+				(void)waitpid(sd->pid, NULL, 0);
+				break;
+			}
+			usleep(10000);
+		}
 	}
 	sd->pid = 0;
+	if (sd->tmpdir[0]) {
+		(void)rmdir(sd->tmpdir);	/* gone already if it exited */
+		sd->tmpdir[0] = '\0';
+	}
+}
+
+static void reap(struct scand *sd)
+{
+	reap_wait(sd, 0);	/* broken: no mercy */
 }
 
 void scand_stop(struct scand *sd)
 {
-	reap(sd);
+	reap_wait(sd, 500);
 }
 
 /* Read one reply with id `want` (0: the startup report) before deadline. */
@@ -193,6 +236,7 @@ int scand_start(struct scand *sd, int timeout_ms)
 		reap(sd);
 		return r;
 	}
+	tmpdir_learn(sd);
 	return 0;
 }
 

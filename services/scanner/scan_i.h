@@ -84,6 +84,7 @@ struct scand {
 	int nstash;
 	char db[4096];
 	char tmp[4096];		/* base of the engine's temp dir, "" = auto */
+	char tmpdir[4200];	/* the running engine's own temp dir */
 	char exe[4096];
 	int nice;		/* 1: lower CPU and I/O priority */
 };

@@ -208,6 +208,15 @@ static int tmpdir_make(const char *base)
 	return 0;
 }
 
+/* Our client died (PDEATHSIG) or we are told to go: even in the middle
+ * of a scan, remove the temp dir (async-signal-safe calls only). */
+static void on_term(int sig)
+{
+	if (tmpdir[0])
+		(void)rmdir(tmpdir);
+	_exit(0);
+}
+
 static void reply(const struct scan_rep *rep)
 {
 	if (send(SOCK_FD, rep, sizeof(*rep), MSG_NOSIGNAL) !=
@@ -305,9 +314,17 @@ static int landlock_apply(void)
 	rs = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0);
 	if (rs < 0)
 		return errno == ENOSYS || errno == EOPNOTSUPP ? 1 : -errno;
-	const char *dirs[2] = { dbdir, tmpdir };
-	const uint64_t acc[2] = { ro, rw };
-	for (int i = 0; i < 2 && r == 0; i++) {
+	/* and removing our own temp dir at exit: its parent is sticky
+	 * (/dev/shm, /tmp), so that is all REMOVE_DIR there allows */
+	char parent[64], *sl;
+	snprintf(parent, sizeof(parent), "%s", tmpdir);
+	if ((sl = strrchr(parent, '/')) != NULL && sl != parent)
+		*sl = '\0';
+	else
+		parent[0] = '\0';
+	const char *dirs[3] = { dbdir, tmpdir, parent };
+	const uint64_t acc[3] = { ro, rw, LANDLOCK_ACCESS_FS_REMOVE_DIR };
+	for (int i = 0; i < 3 && r == 0; i++) {
 		if (!dirs[i][0])
 			continue;
 		if ((fd = open(dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -368,8 +385,10 @@ static void sandbox(int nice)
 		say("PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		exit(2);
 	}
-	/* the uid change cleared it; and no children, no core dumps */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+	/* the uid change cleared it (SIGTERM now: we clean up and go);
+	 * and no children, no core dumps */
+	signal(SIGTERM, on_term);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() == 1)
 		exit(0);
 	(void)setrlimit(RLIMIT_NPROC, &rl);	/* best effort */
 	(void)setrlimit(RLIMIT_CORE, &rl);
@@ -552,7 +571,8 @@ int main(int argc, char **argv)
 	fill_info(&rep);
 	rep.result = 0;
 	rep.id = 0;
-	snprintf(rep.name, sizeof(rep.name), "ready");
+	/* our temp dir, so the client can remove it if it kills us */
+	snprintf(rep.name, sizeof(rep.name), "ready %s", tmpdir);
 	reply(&rep);
 
 	int64_t last_check = scan_now_ms();
