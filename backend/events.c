@@ -20,6 +20,7 @@
  * validated; they are still guest-chosen bytes and stored verbatim.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -178,6 +179,17 @@ int bk_stream_start(const struct xf_config *cfg)
 		 cfg->global.state_dir);
 	stream_opts(cfg, &o);
 	r = xf_stream_writer_open(stream_dir, &o, &stream_w);
+	/* A previous xenfsd that was just killed (kill -9, systemd restart)
+	 * may still be exiting and holding the journal lock: wait for it a
+	 * little before calling the state-dir taken. */
+	for (int i = 0; r == -EWOULDBLOCK && i < 50; i++) {
+		if (i == 0)
+			log_info("stream: journal %s is locked; waiting up to "
+				 "5 s for the previous xenfsd to exit",
+				 stream_dir);
+		usleep(100 * 1000);
+		r = xf_stream_writer_open(stream_dir, &o, &stream_w);
+	}
 	if (r < 0) {
 		log_warnx("stream: cannot open journal %s: %s%s", stream_dir,
 			  strerror(-r), r == -EWOULDBLOCK ?
