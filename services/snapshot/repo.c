@@ -222,10 +222,8 @@ int snap_repo_open(const char *dir, uint32_t chunk_avg, int write,
 		goto fail;
 	}
 	sqlite3_busy_timeout(r->db, 10000);
-	/* no checkpoint (copy + fsync of the catalog) at every exit: the
-	 * WAL is checkpointed when it passes 1000 pages */
-	(void)sqlite3_db_config(r->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
-				NULL);
+	/* the last close checkpoints what this run wrote and removes the
+	 * WAL (keeping it would make every open replay it) */
 	if (!write)
 		(void)snap_exec(r, "PRAGMA cache_size=-131072;"
 				"PRAGMA mmap_size=1073741824");
