@@ -21,6 +21,7 @@ echo "XFT-DOM0-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
 # Exports live on a tmpfs ("dom0 disk" for the throughput comparison).
 mkdir -p /srv && mount -t tmpfs -o size=600m tmpfs /srv
 mkdir -p /srv/shared /srv/rootfs
+mkdir -p /srv/tools && printf '#!/bin/sh\necho ran\n' > /srv/tools/run.sh && chmod 0755 /srv/tools/run.sh
 tar -xzf /srv-src/rootfs.tar.gz -C /srv/rootfs && rm -f /srv-src/rootfs.tar.gz
 echo "XFT dom0 space: $(df -h / /srv | tail -2 | tr '\n' ' ')"
 cat > /etc/xenfs/xenfs.conf <<EOF
@@ -32,6 +33,11 @@ max-region = 64M
 [export shared]
 path = /srv/shared
 access = vm1:rw vm2:rw vm3:ro vmlocal:rw
+
+[export tools]
+path = /srv/tools
+access = vm1:rw
+noexec = yes
 
 [domain vmlocal]
 local-socket = /run/xenfs/vmlocal.sock
@@ -168,6 +174,7 @@ sc_basic() {
 	guest vm1 "xft=basic" || { bad "xl create vm1"; return; }
 	gone vm1 240 "XFT-G basic end" || bad "vm1 did not finish"
 	glog vm1 "XFT-G basic OK" 1 || bad "guest did not report OK"
+	glog vm1 "XFT-G basic NOEXEC-OK" 1 || bad "the noexec export was not mounted noexec, or ran a program"
 	md5=$(sed -n 's/.*XFT-G basic OK md5=\([0-9a-f]*\).*/\1/p' $CONS/guest-vm1.log | head -1)
 	grep -q "over xenfs" /srv/shared/hello.txt || bad "hello.txt missing in dom0"
 	[ -n "$md5" ] && [ "$(md5sum < /srv/shared/dir/sub/big2 | cut -d' ' -f1)" = "$md5" ] ||

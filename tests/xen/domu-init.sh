@@ -68,6 +68,19 @@ basic)
 		g "FAIL md5 $a != $b or files missing"
 	fi
 	umount /mnt/x && g "umounted"
+	# an export with noexec = yes: the backend grants NOEXEC, the mount
+	# carries it and nothing on it runs
+	mkdir -p /mnt/t
+	if xmount tools /mnt/t; then
+		grep " /mnt/t " /proc/mounts
+		if grep " /mnt/t " /proc/mounts | grep -q noexec &&
+		   [ -f /mnt/t/run.sh ] && ! /mnt/t/run.sh 2>/dev/null; then
+			g "NOEXEC-OK"
+		else
+			g "FAIL noexec export"
+		fi
+		umount /mnt/t
+	fi
 	sleep 1
 	end ;;
 share-rw)
