@@ -1262,6 +1262,8 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	t.repo = repo;
 	t.o = o;
 	t.reflink_ok = -1;
+	repo->new_chunks = repo->new_bytes = repo->new_cbytes = 0;
+	repo->dedup_chunks = 0;
 	roots = calloc((size_t)o->nexports, sizeof(*roots));
 	t.dfiles = calloc((size_t)o->nexports, sizeof(*t.dfiles));
 	t.dbytes = calloc((size_t)o->nexports, sizeof(*t.dbytes));

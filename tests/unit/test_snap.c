@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "../../services/snapshot/snap_i.h"
+#include "stream.h"
 
 int snap_quiet = 1;
 void snap_progress(uint64_t done, uint64_t total, uint64_t bytes,
@@ -290,6 +291,124 @@ static void test_prune_select(void **state)
 	snap_prune_select(v, 0, 3, 3);	/* empty: no crash */
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "a");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void journal_add(struct xf_stream_writer *w, uint32_t op,
+			const char *exp, const char *path)
+{
+	struct xenfs_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.op = op;
+	ev.domain = "";
+	ev.export_tag = exp;
+	ev.path = path;
+	ev.path2 = "";
+	assert_int_equal(xf_stream_append(w, &ev), 0);
+}
+
+/*
+ * snap_take against a journal written here (no xenfsd, --no-freeze): the
+ * first snapshot walks everything, the next ones look only at the paths
+ * the journal names, a change the journal misses is found only by
+ * --verify-walk, and a resync record forces a walk.
+ */
+static void test_take_incremental(void **state)
+{
+	char *top = mkrepo(), exp[512], repo[512], jdir[512], name[32];
+	struct snap_export ex = { "e", exp };
+	struct snap_take_opts o;
+	struct snap_take_result res;
+	struct xf_stream_wopts wo = { 1 << 20, 64 << 20 };
+	struct xf_stream_writer *w;
+	struct snap_repo *r;
+	int i;
+
+	snprintf(exp, sizeof(exp), "%s/export", top);
+	snprintf(repo, sizeof(repo), "%s/repo", top);
+	snprintf(jdir, sizeof(jdir), "%s/journal", top);
+	assert_int_equal(mkdir(exp, 0755), 0);
+	for (i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		write_file(exp, name, "data\n");
+	}
+	assert_int_equal(xf_stream_writer_open(jdir, &wo, &w), 0);
+	memset(&o, 0, sizeof(o));
+	o.vm = "vm";
+	o.exports = &ex;
+	o.nexports = 1;
+	o.ctl_socket = "/nonexistent";
+	o.journal_dir = jdir;
+	o.no_freeze = 1;
+	o.freeze_copy_max = 1 << 20;
+
+	assert_int_equal(snap_repo_open(repo, 16384, 1, &r), 0);
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_true(res.full);
+	assert_int_equal(res.visited, 51);	/* root + 50 files */
+	assert_int_equal(res.changed, 51);
+
+	/* one change the journal knows about: only it is looked at */
+	write_file(exp, "f3", "more\n");
+	journal_add(w, XENFS_EV_MODIFY, "e", "/f3");
+	journal_add(w, XENFS_EV_MODIFY, "other", "/f4");	/* not ours */
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_false(res.full);
+	assert_int_equal(res.visited, 1);
+	assert_int_equal(res.changed, 1);
+
+	/* nothing new: nothing looked at */
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_int_equal(res.visited, 0);
+	assert_int_equal(res.new_bytes, 0);
+
+	/* a change behind the journal's back: missed, then walked */
+	usleep(10000);
+	write_file(exp, "f4", "sneaky\n");
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_int_equal(res.changed, 0);
+	o.verify_walk = 1;
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	o.verify_walk = 0;
+	assert_true(res.full);
+	assert_int_equal(res.visited, 51);
+	assert_int_equal(res.changed, 1);
+
+	/* a created directory with files (recursive refresh), then a
+	 * resync record: the next one walks */
+	{
+		char d[600];
+
+		snprintf(d, sizeof(d), "%s/d", exp);
+		assert_int_equal(mkdir(d, 0755), 0);
+		write_file(d, "x", "x\n");
+		write_file(d, "y", "y\n");
+	}
+	journal_add(w, XENFS_EV_MKDIR, "e", "/d");
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_false(res.full);
+	/* /d, /d/x, /d/y and the root (parent of /d) */
+	assert_int_equal(res.changed, 4);
+	journal_add(w, XENFS_EV_RESYNC, "", "");
+	assert_int_equal(snap_take(r, &o, &res), 0);
+	assert_true(res.full);
+	assert_int_equal(res.visited, 54);
+
+	xf_stream_writer_close(w);
+	snap_repo_close(r);
+	rmrepo(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_sparse_roundtrip),
 		cmocka_unit_test(test_xattrs),
 		cmocka_unit_test(test_prune_select),
+		cmocka_unit_test(test_take_incremental),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
