@@ -703,6 +703,19 @@ int snap_repo_gc(struct snap_repo *r, uint64_t *freed_chunks,
 		sqlite3_reset(q);
 	}
 	closedir(d);
+	/* reflink clones left by a take that crashed (we hold the lock:
+	 * no take is running) */
+	if ((fd = openat(r->dirfd, "staging", O_RDONLY | O_DIRECTORY |
+			 O_CLOEXEC)) >= 0) {
+		if ((d = fdopendir(fd)) == NULL) {
+			close(fd);
+			goto out;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				(void)unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
 out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(up);

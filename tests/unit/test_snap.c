@@ -1,9 +1,10 @@
 /*
- * Unit tests of the snapshot repository (services/snapshot/): content-
+ * Unit tests of xenfs-snapshot (services/snapshot/): content-
  * defined chunking (deterministic, bounded, resynchronises after an
  * insertion), chunk store round trip and corruption detection, sparse
  * files stored and written back with their holes, identical content
- * stored once, xattr blobs, and the prune selection.
+ * stored once, xattr blobs, the prune selection, and snap_take driven by
+ * a journal written by the test (what an incremental looks at).
  * Single-threaded; each test uses its own temporary directory.
  */
 #include <errno.h>
