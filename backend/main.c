@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -178,6 +179,35 @@ static void signal_cb(int fd, uint32_t events, void *arg)
 	}
 }
 
+/*
+ * Each connection may hold up to [global] max-fds descriptors of cached
+ * inodes, plus open files; the default soft limit (1024) is far below what
+ * a few guests need.  Raise the soft limit to the hard one, and say so when
+ * even that is short of what the configuration allows.
+ */
+static void raise_nofile(const struct xf_config *cfg)
+{
+	struct rlimit rl;
+	uint64_t want = (uint64_t)cfg->global.max_fds * 2 + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
+				 (unsigned long long)rl.rlim_max);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warnx("open-file limit %llu is low for max-fds = %u: a "
+			  "guest may get EMFILE; raise LimitNOFILE (systemd) "
+			  "or ulimit -n",
+			  (unsigned long long)rl.rlim_cur,
+			  cfg->global.max_fds);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -276,6 +306,7 @@ int main(int argc, char **argv)
 	bk_srv.no_sandbox = no_sandbox;
 	bk_srv.started = time(NULL);
 
+	raise_nofile(cfg);
 	if ((r = bk_loop_init()) < 0) {
 		errno = -r;
 		fatal("event loop");
