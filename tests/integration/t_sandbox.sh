@@ -2,7 +2,8 @@
 # t_sandbox.sh: from inside a sandboxed worker (the thread that serves a
 # guest) the other domains' exports and the host filesystem are not
 # reachable.  XENFSD_SANDBOX_PROBE makes each worker, once confined, try
-# to open a list of paths and log the result.  Also: the worker threads
+# to open a list of paths (and to open a network socket, mount, fork) and
+# log the result.  Also: the worker threads
 # run with no_new_privs, a seccomp filter and only the fs capabilities
 # (CapEff/CapBnd 0x880000df), the main thread is unchanged, and
 # --no-sandbox says loudly that nothing is confined.
@@ -37,7 +38,7 @@ local-socket = $(xf_sock vm1)
 [domain vm2]
 local-socket = $(xf_sock vm2)
 CONF
-export XENFSD_SANDBOX_PROBE="$W/e1/f1:$W/e2/f2:/etc/passwd:$W/host/h:/proc/1/environ"
+export XENFSD_SANDBOX_PROBE="$W/e1/f1:$W/e2/f2:/etc/passwd:$W/host/h:/proc/1/environ:@inet:@mount:@fork"
 xf_start_backend "$XF_CONF"
 xf_expect_log "workers are sandboxed"
 xf_mount "$(xf_sock vm1)" e1 "$W/m1"
@@ -51,6 +52,9 @@ xf_expect_log "sandbox probe vm1: $W/e2/f2: Permission denied"
 xf_expect_log "sandbox probe vm1: /etc/passwd: Permission denied"
 xf_expect_log "sandbox probe vm1: $W/host/h: Permission denied"
 xf_expect_log "sandbox probe vm1: /proc/1/environ: Permission denied"
+xf_expect_log "sandbox probe vm1: @inet: Operation not permitted"
+xf_expect_log "sandbox probe vm1: @mount: Operation not permitted"
+xf_expect_log "sandbox probe vm1: @fork: Operation not permitted"
 xf_expect_log "sandbox probe vm2: $W/e2/f2: ok"
 xf_expect_log "sandbox probe vm2: $W/e1/f1: Permission denied"
 
