@@ -131,6 +131,12 @@ static void rebuild_export(void)
 	(void)symlink(sentinel, p);
 }
 
+static void cleanup(void)
+{
+	(void)chmod(exp_dir, 0755);
+	(void)nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char text[1024], err[256], p[256];
@@ -143,6 +149,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(base, sizeof(base), "/tmp/fuzz_fuse.XXXXXX");
 	if (!mkdtemp(base))
 		abort();
+	(void)atexit(cleanup);
 	snprintf(exp_dir, sizeof(exp_dir), "%s/export", base);
 	snprintf(sentinel, sizeof(sentinel), "%s/sentinel", base);
 	snprintf(p, sizeof(p), "%s/state", base);
