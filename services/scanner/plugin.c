@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,8 @@ struct scanner {
 
 /*
  * Scanning after a write is background work: the guests' own I/O comes
- * first, so while on_event scans, this process and the engine run at
- * nice 19 and idle I/O priority; an on-open verdict (a guest waits)
+ * first, so while on_event scans, this process and the engine run under
+ * SCHED_IDLE, nice 19 and idle I/O priority; an on-open verdict (a guest waits)
  * brings both back to normal first.  Root may raise priority again
  * (CAP_SYS_NICE); without it we simply stay where we are.
  */
@@ -111,12 +112,19 @@ static void prio_set(struct scanner *s, int bg)
 	 * 2 best-effort (level 4, the default) */
 	long io = bg ? 3L << 13 : (2L << 13) | 4;
 
+	/* SCHED_IDLE: any guest-serving thread that wakes up preempts us
+	 * at once, which nice 19 alone does not guarantee */
+	struct sched_param sp = { 0 };
+	int pol = bg ? SCHED_IDLE : SCHED_OTHER;
+
 	if (s->bg == bg)
 		return;
 	s->bg = bg;
+	(void)sched_setscheduler(0, pol, &sp);
 	(void)setpriority(PRIO_PROCESS, 0, nice);
 	(void)syscall(SYS_ioprio_set, 1, 0, io);
 	if (s->sd.fd >= 0 && s->sd.pid > 0) {
+		(void)sched_setscheduler(s->sd.pid, pol, &sp);
 		(void)setpriority(PRIO_PROCESS, (id_t)s->sd.pid, nice);
 		(void)syscall(SYS_ioprio_set, 1, s->sd.pid, io);
 	}
