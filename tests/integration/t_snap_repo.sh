@@ -7,7 +7,8 @@
 # xenfsd's back is missed by the incremental snapshot and found by
 # --verify-walk; a journal that lost records (resync) makes the next
 # snapshot a full walk; prune keeps what it must, frees the rest and
-# `check` passes after it; a corrupted chunk is detected by check (exit 3).
+# `check` passes after it; `all` and `prune all` (the timer's commands);
+# a corrupted chunk is detected by check (exit 3).
 . "$(dirname "$0")/../lib.sh"
 xf_init
 [ -n "${W:-}" ] || exit 1
@@ -128,6 +129,16 @@ mkdir -p "$W/h2"
 "${SNAP[@]}" vm2 >/dev/null || xf_fail "vm2 snapshot after delete"
 "${SNAP[@]}" prune vm2 --keep-last 1 >/dev/null || xf_fail "prune vm2 again"
 [ "$(repo_kb)" -le 12000 ] || xf_fail "unreferenced chunks not collected: $(repo_kb) KB"
+
+# what the systemd timer runs: one snapshot of every domain, then prune
+n1=$("${SNAP[@]}" list vm1 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+"${SNAP[@]}" all --label timer || xf_fail "all"
+[ "$(last_json vm1 label)" = timer ] && [ "$(last_json vm2 label)" = timer ] ||
+	xf_fail "all did not snapshot both domains"
+"${SNAP[@]}" prune all --keep-last 1 --keep-daily 1 >/dev/null || xf_fail "prune all"
+[ "$("${SNAP[@]}" list vm1 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 1 ] ||
+	xf_fail "prune all kept more than one of vm1 (had $n1)"
+"${SNAP[@]}" check >/dev/null || xf_fail "check after prune all"
 
 # corruption: flip a byte in the middle of a pack (random data: inside
 # some chunk's bytes or header)
