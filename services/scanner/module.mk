@@ -13,6 +13,7 @@ PROGRAMS += xenfs-scand
 xenfs-scand_SRCS := services/scanner/scand.c services/scanner/proto.c
 xenfs-scand_LIBS := $(shell pkg-config --libs libclamav 2>/dev/null || echo -lclamav) -lseccomp
 xenfs-scand_INSTALL := libexec
+MAN_PAGES += docs/xenfs-scand.8
 
 PROGRAMS += xenfs-scan
 xenfs-scan_SRCS := services/scanner/cli.c $(SCAN_COMMON) policy/config.c \
