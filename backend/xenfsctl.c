@@ -34,9 +34,9 @@
 #define DEFAULT_CONFIG	XENFS_SYSCONFDIR "/xenfs/xenfs.conf"
 #define DEFAULT_SOCKET	"/run/xenfs/control.sock"
 
-static void usage(void)
+static void usage_to(FILE *out, int code)
 {
-	fprintf(stderr,
+	fprintf(out,
 "usage: xenfsctl [-c CONFIG] [-s SOCKET] [--json] COMMAND\n"
 "commands:\n"
 "  status                 guests, exports, rates, stream head and lag\n"
@@ -45,7 +45,13 @@ static void usage(void)
 "  thaw DOMAIN            resume a frozen domain\n"
 "  reload                 re-read the configuration\n"
 "  events [--follow] [--from SEQ] [-d DIR]  print the operation stream\n");
-	exit(1);
+	exit(code);
+}
+
+/* Bad usage: to stderr, exit 1.  (-h/--help: to stdout, exit 0.) */
+static void usage(void)
+{
+	usage_to(stderr, 1);
 }
 
 static int read_full(int fd, char *buf, size_t len)
@@ -278,6 +284,7 @@ int main(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 'd': jdir = optarg; break;
 		case 'j': json = 1; break;
+		case 'h': usage_to(stdout, 0); break;
 		default: usage();
 		}
 	}

@@ -274,6 +274,16 @@ int opts_parse(struct front_opts *o, int argc, char **argv)
 	int npos = 0, c;
 
 	memset(o, 0, sizeof(*o));
+	/* GNU habit: --help anywhere asks for the usage (getopt here takes
+	 * short options only, as mount(8) passes them) */
+	for (c = 1; c < argc; c++) {
+		if (!strcmp(argv[c], "--"))
+			break;
+		if (!strcmp(argv[c], "--help")) {
+			opts_usage();
+			return 1;
+		}
+	}
 	optind = 0;		/* glibc: full re-initialisation (tests) */
 	opterr = 0;
 	/* leading '-': non-options come back as 1, in order */

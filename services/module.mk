@@ -21,3 +21,9 @@ test-crash_SRCS := tests/plugins/crash.c
 test-hang_SRCS := tests/plugins/hang.c
 test-deny_SRCS := tests/plugins/deny.c
 test-record_SRCS := tests/plugins/record.c
+
+# the services host's systemd unit, with the install prefix's sbin
+INSTALL_EXTRA := $(if $(strip $(INSTALL_EXTRA)),$(INSTALL_EXTRA) && )install \
+	-d $(DESTDIR)$(SYSTEMDUNITDIR) && sed 's|/usr/local/sbin|$(SBINDIR)|g' \
+	services/host/xenfs-services.service \
+	> $(DESTDIR)$(SYSTEMDUNITDIR)/xenfs-services.service

@@ -893,11 +893,17 @@ static int parent_main(void)
 	return 0;
 }
 
+static void usage_to(FILE *out, int code)
+{
+	fprintf(out, "usage: xenfs-services [-c CONFIG] [-f] [-v] "
+		"[--watchdog SECONDS]\n");
+	exit(code);
+}
+
+/* Bad usage: to stderr, exit 1.  (-h/--help: to stdout, exit 0.) */
 static void usage(void)
 {
-	fprintf(stderr, "usage: xenfs-services [-c CONFIG] [-f] [-v] "
-		"[--watchdog SECONDS]\n");
-	exit(1);
+	usage_to(stderr, 1);
 }
 
 int main(int argc, char **argv)
@@ -927,6 +933,7 @@ int main(int argc, char **argv)
 			if (watchdog_ms <= 0)
 				usage();
 			break;
+		case 'h': usage_to(stdout, 0); break;
 		default: usage();
 		}
 	}

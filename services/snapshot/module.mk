@@ -18,6 +18,7 @@ test_snap_LIBS := -lsqlite3 -lzstd -lcrypto -lcmocka
 # (commands joined with && as frontend/initramfs.mk does)
 SNAP_UNITDIR ?= $(SYSTEMDUNITDIR)
 INSTALL_EXTRA := $(if $(strip $(INSTALL_EXTRA)),$(INSTALL_EXTRA) && )install \
-	-d $(DESTDIR)$(SNAP_UNITDIR) && install -m 0644 \
+	-d $(DESTDIR)$(SNAP_UNITDIR) && sed 's|/usr/local/sbin|$(SBINDIR)|g' \
 	services/snapshot/xenfs-snapshot.service \
+	> $(DESTDIR)$(SNAP_UNITDIR)/xenfs-snapshot.service && install -m 0644 \
 	services/snapshot/xenfs-snapshot.timer $(DESTDIR)$(SNAP_UNITDIR)/
