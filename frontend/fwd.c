@@ -456,9 +456,12 @@ static int fwd_spin(struct fwd_queue *wq, int us)
  * buffer waits in its own epoll set, where its /dev/fuse descriptor is
  * registered with EPOLLEXCLUSIVE (the kernel wakes one such waiter per
  * request); the doorbell, the stop and the syncfs eventfds are ordinary
- * members.  A worker without a free buffer leaves the exclusive set (so
- * it cannot swallow a wakeup it would not act on) and waits in poll(2)
- * as before.  If epoll fails, the worker uses poll(2) throughout.
+ * members.  A worker is in the exclusive set only while it sleeps there:
+ * it joins right before epoll_wait (joining reports a request that is
+ * already queued, so none is missed) and leaves when it wakes, because
+ * an awake worker's entry would swallow wakeups meant for a sleeping
+ * one.  A worker without a free buffer waits in poll(2) as before.  If epoll fails, or with XENFS_FUSE_POLL=1 in mount.xenfs's
+ * environment, the worker uses poll(2) throughout.
  */
 static int fwd_ep_open(struct fwd_queue *wq, int evfd)
 {
@@ -466,6 +469,10 @@ static int fwd_ep_open(struct fwd_queue *wq, int evfd)
 	int ep, fds[3] = { evfd, wq->f->stop_fd, wq->sync_fd };
 	uint32_t i;
 
+	/* XENFS_FUSE_POLL=1: the old poll(2) wait (for comparisons) */
+	if (getenv("XENFS_FUSE_POLL") && !strcmp(getenv("XENFS_FUSE_POLL"),
+	    "1"))
+		return -1;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -1;
 	for (i = 0; i < 3; i++) {
@@ -583,10 +590,19 @@ static void *fwd_worker(void *arg)
 			(void)close(ep);
 			ep = -1;
 		}
-		if (ep >= 0 && ep_in)
+		if (ep >= 0 && ep_in) {
 			n = fwd_ep_wait(ep, pfd);
-		else
+			/* awake: out of the exclusive set, so that wakeups
+			 * go to a worker that is asleep */
+			if (fwd_ep_fuse(wq, ep, &ep_in, 0) < 0) {
+				log_warn("queue %u: epoll: using poll",
+					 wq->q);
+				(void)close(ep);
+				ep = -1;
+			}
+		} else {
 			n = poll(pfd, 4, -1);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
