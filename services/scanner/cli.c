@@ -354,7 +354,7 @@ struct full {
 	int64_t t0_ms, last_ckpt_ms, last_bar_ms;
 	int counting;
 	int failed;
-	char last_done[4096];		/* last file handled, for a checkpoint */
+	char last_done[4096];		/* last file handled (checkpoint) */
 	int last_ex;
 	int test_delay_ms;
 	struct pending pend[PIPE_DEPTH];	/* ring, oldest at phead */

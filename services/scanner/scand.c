@@ -147,8 +147,8 @@ static int engine_build(struct cl_engine **out, unsigned int *nsigs,
 		return -ENOENT;
 	}
 	if ((r = cl_engine_compile(e)) != CL_SUCCESS) {
-		snprintf(err, errlen, "cannot compile ClamAV database %.300s: %s",
-			 dbdir, cl_strerror(r));
+		snprintf(err, errlen, "cannot compile ClamAV database "
+			 "%.300s: %s", dbdir, cl_strerror(r));
 		cl_engine_free(e);
 		return -EINVAL;
 	}
@@ -327,7 +327,8 @@ static int landlock_apply(void)
 	for (int i = 0; i < 3 && r == 0; i++) {
 		if (!dirs[i][0])
 			continue;
-		if ((fd = open(dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fd = open(dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
 			r = -errno;
 			break;
 		}
