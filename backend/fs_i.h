@@ -146,7 +146,7 @@ struct fs_session {
 	/* fs_policy.c: identity map and quota accounting */
 	_Atomic(const struct xf_idmap *) idmap;	/* NULL: identity */
 	struct xf_idmap *old_maps;	/* replaced maps, freed with s */
-	struct fs_acct *acct;		/* NULL: no quota */
+	struct fs_acct *_Atomic acct;	/* NULL: no quota; swapped by reload */
 };
 
 /* fs_policy.c */
