@@ -231,6 +231,13 @@ xf_cleanup()
 		# shellcheck disable=SC2086
 		xf_kill_wait TERM $pids || xf_kill_wait KILL $pids
 	fi
+	# a sanitizer report in a daemon's log fails the test (tests/run-all
+	# also collects report files, but a confined process, e.g. a xenfsd
+	# worker under Landlock, cannot create one and reports on stderr)
+	if xf__san_reports "$W"; then
+		[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] && rc=1
+		echo "$XF_NAME: FAIL: sanitizer report in a daemon log" >&2
+	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		if [ -s "$XF_LOG" ]; then
 			echo "---- last 40 lines of $XF_LOG ----" >&2
@@ -244,6 +251,24 @@ xf_cleanup()
 	fi
 	exit "$rc"
 }
+
+# xf__san_reports DIR: print the sanitizer reports found in DIR/*.log (the
+# daemons' logs); 0 if there was one.
+xf__san_reports()
+{
+	local f found=1
+	for f in "$1"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -Eq "$XF_SAN_RE" "$f" 2>/dev/null; then
+			echo "---- sanitizer report in $f ----" >&2
+			grep -E -A 30 "$XF_SAN_RE" "$f" | head -n 60 >&2
+			found=0
+		fi
+	done
+	return $found
+}
+XF_SAN_RE='ERROR: (Address|Leak|Thread|Memory)Sanitizer|: runtime error: |'
+XF_SAN_RE+="SUMMARY: [A-Za-z]*Sanitizer|ERROR: Can't open file: "
 
 # ---- config ----
 
@@ -305,6 +330,10 @@ xf_start_backend()
 	shift
 	xf_need_bin xenfsd
 	echo "---- xenfsd -c $conf -f -v $* ----" >>"$XF_LOG"
+	# sanitizer reports go to its log, which xf_cleanup checks: its
+	# confined worker threads cannot create a log_path file (run-all)
+	ASAN_OPTIONS=${ASAN_OPTIONS:-}:log_path=stderr \
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-}:log_path=stderr \
 	"$BIN/xenfsd" -c "$conf" -f -v "$@" >>"$XF_LOG" 2>&1 </dev/null &
 	pid=$!
 	XF_DAEMONS+=("$pid")
