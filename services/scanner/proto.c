@@ -173,6 +173,32 @@ static int recv_rep(struct scand *sd, uint64_t want, struct scan_rep *rep,
 	}
 }
 
+/*
+ * Sanitizer builds only (the variables are unset otherwise): the engine
+ * runs as nobody under Landlock and cannot create a report file where
+ * log_path points, so it reports on stderr (our log) instead; and its
+ * leak check cannot stop the world under its seccomp filter and
+ * RLIMIT_NPROC, so it is off there (libclamav's allocations are not ours
+ * to check anyway).  Called in the child, before exec.
+ */
+static void san_env(void)
+{
+	static const char *const vars[2][2] = {
+		{ "ASAN_OPTIONS", ":log_path=stderr:detect_leaks=0" },
+		{ "UBSAN_OPTIONS", ":log_path=stderr" },
+	};
+	char buf[2048];
+
+	for (int i = 0; i < 2; i++) {
+		const char *v = getenv(vars[i][0]);
+
+		if (v == NULL)
+			continue;
+		snprintf(buf, sizeof(buf), "%.1900s%s", v, vars[i][1]);
+		(void)setenv(vars[i][0], buf, 1);
+	}
+}
+
 int scand_start(struct scand *sd, int timeout_ms)
 {
 	int sv[2], r;
@@ -200,6 +226,7 @@ int scand_start(struct scand *sd, int timeout_ms)
 			_exit(127);
 		if (dup2(sv[1], 3) < 0)
 			_exit(127);
+		san_env();
 		argv[a++] = (char *)"xenfs-scand";
 		argv[a++] = (char *)"--db";
 		argv[a++] = sd->db;
