@@ -1,7 +1,9 @@
 /*
  * Verdict hook: the one synchronous path from xenfsd to the services.
- * Before an OPEN of a regular file succeeds, and only when [scan] on-open
- * is yes, xenfsd asks every loaded plugin that implements verdict
+ * Before an OPEN of a regular file succeeds, when [scan] on-open is yes
+ * or the action "block" is in effect for some domain ([scan] action or a
+ * [domain] scan-action), xenfsd asks every loaded plugin that implements
+ * verdict
  * (xenfs-services children listening on STATE_DIR/services/verdict-*.sock,
  * wire format in lib/ctlproto.h) whether the domain may open it.  Any
  * deny wins and the guest gets EACCES.  Answers are cached on (domain,
@@ -11,6 +13,10 @@
  * fresh STATE_DIR/services/status), or a plugin's socket is dead, the
  * domain's policy decides: [domain NAME] scan-fail, else [scan] fail
  * (open = allow, closed = EACCES).  Those answers are not cached.
+ * Block-only mode (on-open no, block in effect) asks only for the block
+ * list: a failure allows (fail= governs on-open checks), and an allow is
+ * not cached, since the asynchronous scan of a just-written file may
+ * block it after the guest's first open.
  *
  * Threads: bk_verdict_check runs on queue workers, concurrently; the
  * cache has its own mutex and the config is read through bk_srv.cfg
@@ -59,6 +65,25 @@ static int cfg_yes(const char *v)
 {
 	return v && (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
 		     !strcmp(v, "1") || !strcasecmp(v, "on"));
+}
+
+/* Is the action "block" configured for the default or for any domain? */
+static int block_in_effect(const struct xf_config *cfg)
+{
+	const char *v = xf_config_get(cfg, "scan", "action");
+	size_t i;
+
+	if (v && !strcmp(v, "block"))
+		return 1;
+	for (i = 0; i < cfg->nkv; i++) {
+		const struct xf_kv *kv = &cfg->kv[i];
+
+		if (!strncmp(kv->section, "domain ", 7) &&
+		    !strcmp(kv->key, "scan-action") &&
+		    !strcmp(kv->value, "block"))
+			return 1;
+	}
+	return 0;
 }
 
 static uint64_t vkey(const char *domain, const struct stat *st)
@@ -229,12 +254,15 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 	struct dirent *de;
 	int64_t deadline;
 	uint64_t key;
-	int rfd, nsock = 0, deny = 0, failed = 0, r;
+	int rfd, nsock = 0, deny = 0, failed = 0, r, on_open;
 	unsigned long tmo = 2000;
 	ssize_t n;
 	const char *v;
 
-	if (cfg == NULL || !cfg_yes(xf_config_get(cfg, "scan", "on-open")))
+	if (cfg == NULL)
+		return 0;
+	on_open = cfg_yes(xf_config_get(cfg, "scan", "on-open"));
+	if (!on_open && !block_in_effect(cfg))
 		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
@@ -256,7 +284,8 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 			path = host + rl;
 	}
 	if ((rfd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return fail_policy(cfg, domain, "cannot reopen file");
+		return on_open ? fail_policy(cfg, domain, "cannot reopen file")
+			       : 0;
 
 	memset(&m, 0, sizeof(m));
 	m.magic = XF_VERDICT_MAGIC;
@@ -303,6 +332,8 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 			 tag, path);
 		return -EACCES;
 	}
+	if (!on_open)
+		return 0;	/* block list only: see the top */
 	if (failed)
 		return fail_policy(cfg, domain, "no answer in time");
 	if (nsock == 0) {

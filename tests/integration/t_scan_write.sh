@@ -13,6 +13,8 @@
 #       marked deleted when the guest removes it);
 #   dom0 writing into the export directly: caught through xenfsd's
 #       watcher, reported as dom0.
+# XF_SCAN_ON_OPEN=no (t_scan_block_noopen.sh) runs it all without on-open
+# checks: blocking must still deny opens.
 # Signatures come from a database the test generates (.ndb for the EICAR
 # string, .hdb for a file it makes).
 . "$(dirname "$0")/../lib.sh"
@@ -66,7 +68,7 @@ plugin-dir = $O/lib/xenfs
 
 [scan]
 on-write = yes
-on-open = yes
+on-open = ${XF_SCAN_ON_OPEN:-yes}
 action = quarantine
 fail = open
 quarantine-dir = $W/quarantine
