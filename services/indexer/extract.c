@@ -66,36 +66,6 @@ uint64_t ext_hash(uint64_t h, const void *buf, size_t len)
 	return h;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t c;
-	size_t l;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		l = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		l = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		l = 4;
-	else
-		return 0;
-	if (n < l)
-		return 0;
-	c = p[0] & (0xff >> (l + 1));
-	for (size_t i = 1; i < l; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (p[i] & 0x3f);
-	}
-	if ((l == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (l == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	return l;
-}
-
 int ext_sniff(char *buf, size_t len)
 {
 	unsigned char *p = (unsigned char *)buf;
@@ -106,7 +76,7 @@ int ext_sniff(char *buf, size_t len)
 	if (memchr(p, 0, head))
 		return IDX_TEXT_BINARY;
 	for (i = 0; i < head;) {
-		size_t l = utf8_len(p + i, head - i);
+		size_t l = idx_utf8_len(p + i, head - i);
 
 		if (l == 0) {
 			/* a sequence cut by the sniff window is fine */
@@ -124,7 +94,7 @@ int ext_sniff(char *buf, size_t len)
 	if (bad * 20 > head)
 		return IDX_TEXT_BINARY;
 	for (i = 0; i < len;) {
-		size_t l = utf8_len(p + i, len - i);
+		size_t l = idx_utf8_len(p + i, len - i);
 
 		if (l == 0) {
 			p[i++] = '?';

@@ -167,6 +167,9 @@ uint64_t ext_hash(uint64_t h, const void *buf, size_t len);
 #define EXT_HASH_INIT	0xcbf29ce484222325ull
 
 /* ---- util.c ---- */
+/* Length of the valid UTF-8 sequence at p (1..4, n > 0 bytes left), 0 if
+ * invalid (overlong, surrogate, beyond U+10FFFF, truncated). */
+size_t idx_utf8_len(const unsigned char *p, size_t n);
 
 /* Escape bytes that are unsafe on a terminal: controls, DEL, C1,
  * backslash and invalid UTF-8 become \n \t \\ \xNN.  Writes to f. */

@@ -16,8 +16,8 @@
 
 #include "index_i.h"
 
-/* Valid UTF-8 sequence length at p, 0 if invalid (see extract.c). */
-static size_t u8len(const unsigned char *p, size_t n)
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid. */
+size_t idx_utf8_len(const unsigned char *p, size_t n)
 {
 	uint32_t c;
 	size_t l;
@@ -40,9 +40,19 @@ static size_t u8len(const unsigned char *p, size_t n)
 			return 0;
 		c = (c << 6) | (p[i] & 0x3f);
 	}
-	if ((l == 2 && c < 0xa0) ||	/* C1 controls */
-	    (l == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	if ((l == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
 	    (l == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return l;
+}
+
+/* As idx_utf8_len, but C1 controls (U+0080..U+009F, encoded c2 80..c2 9f)
+ * count as invalid: a terminal could interpret them. */
+static size_t u8len(const unsigned char *p, size_t n)
+{
+	size_t l = idx_utf8_len(p, n);
+
+	if (l == 2 && p[0] == 0xc2 && p[1] < 0xa0)
 		return 0;
 	return l;
 }
