@@ -31,6 +31,7 @@
 
 #include "log.h"
 #include "stream.h"
+#include "util.h"
 
 /* ---- CRC32C (Castagnoli, reflected polynomial 0x82f63b78) ---- */
 
@@ -161,25 +162,6 @@ static void seg_path(char *buf, size_t len, const char *dir, uint64_t first)
 	snprintf(buf, len, "%s/%016" PRIx64 ".seg", dir, first);
 }
 
-static int full_pread(int fd, void *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = pread(fd, (char *)buf + done, len - done,
-				  off + (off_t)done);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		done += (size_t)r;
-	}
-	return (int)done;
-}
-
 static int hdr_check(const struct xenfs_seg_header *h, uint64_t first)
 {
 	if (h->magic != XENFS_SEG_MAGIC || h->version != XENFS_SEG_VERSION ||
@@ -199,7 +181,7 @@ static int rec_read(int fd, off_t off, unsigned char *buf, size_t cap,
 	struct xenfs_rec_header rh;
 	int r;
 
-	r = full_pread(fd, &rh, sizeof(rh), off);
+	r = (int)xf_pread_full(fd, &rh, sizeof(rh), off);
 	if (r < 0)
 		return r;
 	if (r == 0)
@@ -208,7 +190,7 @@ static int rec_read(int fd, off_t off, unsigned char *buf, size_t cap,
 		return -EAGAIN;
 	if (rh.len < sizeof(struct xenfs_ev_disk) || rh.len > cap)
 		return rh.len == 0 ? -EAGAIN : -EBADMSG;
-	r = full_pread(fd, buf, rh.len, off + (off_t)sizeof(rh));
+	r = (int)xf_pread_full(fd, buf, rh.len, off + (off_t)sizeof(rh));
 	if (r < 0)
 		return r;
 	if ((uint32_t)r < rh.len)
@@ -482,7 +464,7 @@ static int seg_recover(struct xf_stream_writer *w, uint64_t first,
 	seg_path(path, sizeof(path), w->dir, first);
 	if ((fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)) < 0)
 		return -errno;
-	r = full_pread(fd, &h, sizeof(h), 0);
+	r = (int)xf_pread_full(fd, &h, sizeof(h), 0);
 	if (r != (int)sizeof(h) || hdr_check(&h, first) < 0) {
 		close(fd);
 		return -EBADMSG;
@@ -629,22 +611,6 @@ void xf_stream_writer_close(struct xf_stream_writer *w)
 	free(w);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = write(fd, (const char *)buf + done, len - done);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)r;
-	}
-	return 0;
-}
-
 int xf_stream_append(struct xf_stream_writer *w, struct xenfs_event *ev)
 {
 	size_t len;
@@ -662,7 +628,7 @@ int xf_stream_append(struct xf_stream_writer *w, struct xenfs_event *ev)
 	}
 	ev->seq = w->next_seq;
 	len = rec_encode(ev, w->buf);
-	r = write_all(w->fd, w->buf, len);
+	r = xf_write_all(w->fd, w->buf, len);
 	if (r < 0) {
 		/* do not leave a partial record before the next one */
 		if (ftruncate(w->fd, (off_t)w->seg_size) < 0)
@@ -860,7 +826,7 @@ static int reader_open_seg(struct xf_stream_reader *r, uint64_t first)
 	seg_path(path, sizeof(path), r->dir, first);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	n = full_pread(fd, &h, sizeof(h), 0);
+	n = (int)xf_pread_full(fd, &h, sizeof(h), 0);
 	if (n < 0) {
 		close(fd);
 		return n;
@@ -1051,7 +1017,7 @@ int xf_stream_commit(struct xf_stream_reader *r, uint64_t seq)
 	if (fd < 0)
 		return -errno;
 	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", seq);
-	e = write_all(fd, buf, (size_t)n);
+	e = xf_write_all(fd, buf, (size_t)n);
 	if (close(fd) < 0 && e == 0)
 		e = -errno;
 	if (e == 0 && rename(tmp, path) < 0)

@@ -32,6 +32,7 @@
 #include <zstd.h>
 
 #include "log.h"
+#include "util.h"
 #include "snap_i.h"
 
 /* ---- chunking ---- */
@@ -308,22 +309,6 @@ void snap_repo_rollback(struct snap_repo *r)
 #define PACK_MAX	(256u << 20)
 #define REC_HDR		(SNAP_HASH_LEN + 4 + 1)
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static sqlite3_stmt *prep_cached(struct snap_repo *r, sqlite3_stmt **st,
 				 const char *sql)
 {
@@ -420,7 +405,7 @@ int snap_chunk_put(struct snap_repo *r, const uint8_t *data, size_t len,
 	memcpy(cbuf, out, SNAP_HASH_LEN);
 	c32 = (uint32_t)clen;
 	memcpy(cbuf + SNAP_HASH_LEN, &c32, 4);
-	if ((rc = write_all(r->pack_fd, cbuf, REC_HDR + clen)) < 0) {
+	if ((rc = xf_write_all(r->pack_fd, cbuf, REC_HDR + clen)) < 0) {
 		log_warnx("writing pack %u: %s", r->pack_id, strerror(-rc));
 		goto out;
 	}
@@ -653,7 +638,7 @@ int snap_repo_gc(struct snap_repo *r, uint64_t *freed_chunks,
 			if (r->pack_fd < 0 || r->pack_off > PACK_MAX)
 				rc = pack_start(r);
 			if (rc == 0)
-				rc = write_all(r->pack_fd, rec, rl);
+				rc = xf_write_all(r->pack_fd, rec, rl);
 			free(rec);
 			if (rc < 0)
 				break;
@@ -790,23 +775,6 @@ int snap_content_id(struct snap_repo *r, const struct snap_extents *e,
 	return rc;
 }
 
-static ssize_t pread_full(int fd, uint8_t *buf, size_t len, off_t off)
-{
-	size_t n = 0;
-
-	while (n < len) {
-		ssize_t g = pread(fd, buf + n, len - n, off + (off_t)n);
-		if (g < 0 && errno == EINTR)
-			continue;
-		if (g < 0)
-			return -errno;
-		if (g == 0)
-			break;
-		n += (size_t)g;
-	}
-	return (ssize_t)n;
-}
-
 /* Chunk the data region [start, end) into e. */
 static int store_region(struct snap_repo *r, int fd, uint8_t *buf,
 			uint64_t start, uint64_t end, struct snap_extents *e,
@@ -823,7 +791,7 @@ static int store_region(struct snap_repo *r, int fd, uint8_t *buf,
 
 		if (want > end - pos - have)
 			want = (size_t)(end - pos - have);
-		g = want ? pread_full(fd, buf + have, want,
+		g = want ? xf_pread_full(fd, buf + have, want,
 				      (off_t)(pos + have)) : 0;
 		if (g < 0)
 			return (int)g;
