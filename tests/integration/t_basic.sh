@@ -7,6 +7,7 @@
 # host-side files must be visible in the guest.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -16,23 +17,8 @@ xf_need_bin xenfsd mount.xenfs
 
 ok() { xf_log "ok: $*"; }
 
-EXP=$W/exp/shared
-M=$W/mnt
-mkdir -p "$EXP" "$W/state"
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
-xf_mount "$W/vm1.sock" shared "$M"
+xf_shared_setup
+xf_shared_mount
 ok "mounted export shared on $M"
 
 # --- create / write / read / append / truncate

@@ -12,6 +12,7 @@
 # choice and are not tested.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -53,20 +54,8 @@ if [ -n "$blk" ]; then
 fi
 mkfifo "$EXP/fifo" || xf_fail "mkfifo on the host"
 
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
-xf_mount "$W/vm1.sock" shared "$M"
+xf_shared_backend
+xf_shared_mount
 
 # --- the guest's view, in a mount namespace of its own
 cat >"$W/guest.sh" <<'GUEST'

@@ -6,6 +6,7 @@
 # a remount works; five more kill cycles must not leak descriptors.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -14,22 +15,7 @@ xf_need_bin xenfsd mount.xenfs
 
 ok() { xf_log "ok: $*"; }
 
-EXP=$W/exp/shared
-M=$W/mnt
-mkdir -p "$EXP" "$W/state"
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
+xf_shared_setup
 B=$XF_BACKEND_PID
 
 # find_frontend MNT: pid of the mount.xenfs serving MNT (it daemonizes)

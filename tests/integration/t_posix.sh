@@ -8,6 +8,7 @@
 # fcntl locks, FIFOs and sockets, and use of the mount by every user.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -39,20 +40,8 @@ EXP=$W/exp/shared
 M=$W/mnt
 mkdir -p "$EXP" "$W/state"
 cd "$W" || xf_fail "cd $W"
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
-xf_mount "$W/vm1.sock" shared "$M"
+xf_shared_backend
+xf_shared_mount
 
 # --- every user can use the mount (allow_other)
 u1 stat "$M" >/dev/null || xf_fail "uid 1001 cannot stat the mount root (allow_other?)"

@@ -6,21 +6,14 @@
 # signature added to the database directory is picked up without a
 # restart, and the clean verdicts of the old database are forgotten.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 [ -n "${W:-}" ] || exit 1
 xf_need_root; xf_need_fuse
 xf_need_bin xenfsd mount.xenfs xenfs-services xenfs-scan xenfs-scand
 [ -f "$O/lib/xenfs/scanner.so" ] || xf_fail "scanner.so not built"
 
-mkdir -p "$W/shared" "$W/state" "$W/db"
-chmod 755 "$W/db"
-ST=$(mktemp -u /tmp/xfscan.XXXXXX)	# unix socket paths are short
-ln -s "$W/state" "$ST" || xf_fail "symlink $ST"
-trap 'rc=$?; rm -f "$ST"; (exit $rc); xf_cleanup' EXIT
-hex=$(printf '%s' 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE' | od -An -tx1 |
-	tr -d ' \n')
-echo "Xenfs.Test.EICAR:0:*:$hex" >"$W/db/xenfs-test.ndb"
-chmod 644 "$W/db"/*
+xf_scan_prepare
 
 xf_config xenfs.conf <<EOF
 [global]

@@ -9,6 +9,7 @@
 # (xenfs-scand) costs nothing either: the plugin restarts it and the
 # write that was in flight is still scanned.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 [ -n "${W:-}" ] || exit 1
 xf_need_root; xf_need_fuse
@@ -16,15 +17,7 @@ xf_need_bin xenfsd mount.xenfs xenfs-services xenfs-scan xenfs-scand
 [ -f "$O/lib/xenfs/scanner.so" ] || xf_fail "scanner.so not built"
 
 EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
-mkdir -p "$W/shared" "$W/state" "$W/db"
-chmod 755 "$W/db"
-ST=$(mktemp -u /tmp/xfscan.XXXXXX)	# unix socket paths are short
-ln -s "$W/state" "$ST" || xf_fail "symlink $ST"
-trap 'rc=$?; rm -f "$ST"; (exit $rc); xf_cleanup' EXIT
-hex=$(printf '%s' 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE' | od -An -tx1 |
-	tr -d ' \n')
-echo "Xenfs.Test.EICAR:0:*:$hex" >"$W/db/xenfs-test.ndb"
-chmod 644 "$W/db"/*
+xf_scan_prepare
 
 xf_config xenfs.conf <<EOF
 [global]

@@ -7,6 +7,7 @@
 # through the mount and in the export directory on the host.
 # timeout: 900
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -21,23 +22,8 @@ ok() { xf_log "ok: $*"; }
 t0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 
-EXP=$W/exp/shared
-M=$W/mnt
-mkdir -p "$EXP" "$W/state"
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
-xf_mount "$W/vm1.sock" shared "$M"
+xf_shared_setup
+xf_shared_mount
 
 # --- the source tree: /usr/include plus 3000 generated files in 30 dirs
 mkdir -p "$W/src"

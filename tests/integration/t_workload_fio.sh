@@ -7,6 +7,7 @@
 # mount and once straight from the export directory on the host.
 # timeout: 900
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-guest.sh"
 xf_init
 export LC_ALL=C
 xf_need_root
@@ -20,23 +21,8 @@ ok() { xf_log "ok: $*"; }
 t0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 
-EXP=$W/exp/shared
-M=$W/mnt
-mkdir -p "$EXP" "$W/state"
-xf_config xenfs.conf <<CONF
-[global]
-control-socket = $W/ctl.sock
-state-dir = $W/state
-
-[export shared]
-path = $EXP
-access = vm1:rw
-
-[domain vm1]
-local-socket = $W/vm1.sock
-CONF
-xf_start_backend "$XF_CONF"
-xf_mount "$W/vm1.sock" shared "$M"
+xf_shared_setup
+xf_shared_mount
 
 # jobfile DIR: the job set, data files under DIR.  Sizes add up to 224 MiB.
 jobfile()
