@@ -37,6 +37,7 @@
 
 #include "bk.h"
 #include "log.h"
+#include "util.h"
 
 #define HELLO_TIMEOUT		5	/* seconds for a client to say hello */
 #define MAX_PENDING		64	/* handshakes in progress, all domains */
@@ -284,24 +285,6 @@ static void sweep_cb(int fd, uint32_t events, void *arg)
 
 /* ---- listeners ---- */
 
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	char *s;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (s = buf + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	return 0;
-}
-
 static int listener_open(const struct xf_domain *d, struct listener **out)
 {
 	struct sockaddr_un sa;
@@ -317,7 +300,7 @@ static int listener_open(const struct xf_domain *d, struct listener **out)
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, d->local_socket, strlen(d->local_socket));
-	if ((r = mkdir_parents(d->local_socket, 0755)) < 0) {
+	if ((r = xf_mkdir_parents(d->local_socket, 0755)) < 0) {
 		errno = -r;
 		log_warn("domain %s: cannot create the directory of %s",
 			 d->name, d->local_socket);

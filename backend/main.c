@@ -31,6 +31,7 @@
 
 #include "bk.h"
 #include "log.h"
+#include "util.h"
 
 #ifndef XENFS_VERSION
 #define XENFS_VERSION "0.1"
@@ -62,23 +63,14 @@ static void usage(FILE *f)
 /* mkdir -p with mode for the last component and for the parents. */
 static int mkdir_p(const char *path, mode_t mode, mode_t parent_mode)
 {
-	char buf[PATH_MAX];
 	struct stat st;
-	char *s;
+	int r;
 
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (s = buf + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, parent_mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+	if ((r = xf_mkdir_parents(path, parent_mode)) < 0)
+		return r;
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
 		return -errno;
-	if (stat(buf, &st) < 0)
+	if (stat(path, &st) < 0)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;

@@ -1,11 +1,15 @@
 /*
  * Small I/O helpers shared by the daemons and tools (see util.h): the
  * full-write and full-pread loops that lib/stream.c and the snapshot
- * repository each used to carry.
+ * repository each used to carry, and the mkdir -p loop of xenfsd's
+ * state directory and local sockets.
  *
  * Concurrency: stateless.  Trust: bytes are moved, never interpreted.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -45,4 +49,22 @@ ssize_t xf_pread_full(int fd, void *buf, size_t len, off_t off)
 		done += (size_t)r;
 	}
 	return (ssize_t)done;
+}
+
+int xf_mkdir_parents(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	char *s;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * Small I/O helpers shared by the daemons and tools: complete writes and
- * positioned reads that retry on EINTR and short transfers.
+ * positioned reads that retry on EINTR and short transfers, and the
+ * parents of a path made as mkdir -p would.
  *
  * Concurrency: stateless; safe from any thread on any descriptor the
  * caller owns.  Trust: none; they move bytes and do not interpret them.
@@ -20,5 +21,10 @@ int xf_write_all(int fd, const void *buf, size_t len);
  * reads; stops early only at end of file.  Bytes read (< len at EOF) or
  * -errno. */
 ssize_t xf_pread_full(int fd, void *buf, size_t len, off_t off);
+
+/* mkdir(2) every parent directory of path (each prefix that ends before
+ * a '/', the last component excluded) with mode; existing ones are fine.
+ * 0, -ENAMETOOLONG (path >= PATH_MAX) or -errno. */
+int xf_mkdir_parents(const char *path, mode_t mode);
 
 #endif
