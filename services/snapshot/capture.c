@@ -296,7 +296,7 @@ static int dirty_cmp(const void *a, const void *b)
 
 /* ---- objects ---- */
 
-static int open_beneath(int root, const char *rel, int flags)
+int snap_open_beneath(int root, const char *rel, int flags)
 {
 	struct open_how how;
 	long fd;
@@ -755,7 +755,7 @@ static int refresh_tree(struct take *t, int exp, int root, const char *path)
 	}
 	snprintf(buf, XENFS_EV_PATH_MAX + 2, "%s", path);
 	fd = plen == 1 ? dup(root) :
-		open_beneath(root, path + 1, O_RDONLY | O_DIRECTORY);
+		snap_open_beneath(root, path + 1, O_RDONLY | O_DIRECTORY);
 	if (fd >= 0 && fstat(fd, &st) == 0) {
 		seen_mark(&ss, path);
 		rc = capture_obj(t, exp, fd, ".", path, &st);
@@ -775,7 +775,8 @@ static int refresh_tree(struct take *t, int exp, int root, const char *path)
 		s = strrchr(par, '/');
 		*s = '\0';
 		pfd = s == par ? dup(root) :
-			open_beneath(root, par + 1, O_RDONLY | O_DIRECTORY);
+			snap_open_beneath(root, par + 1,
+					  O_RDONLY | O_DIRECTORY);
 		if (pfd >= 0) {
 			if (fstatat(pfd, s + 1, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 				seen_mark(&ss, path);
@@ -817,7 +818,7 @@ static int refresh_one(struct take *t, int exp, int root, const char *path)
 	s = strrchr(par, '/');
 	*s = '\0';
 	pfd = s == par ? dup(root) :
-		open_beneath(root, par + 1, O_RDONLY | O_DIRECTORY);
+		snap_open_beneath(root, par + 1, O_RDONLY | O_DIRECTORY);
 	if (pfd < 0) {
 		if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP ||
 		    pfd == -EXDEV) {
@@ -1137,11 +1138,12 @@ static int store_pending(struct take *t, int *roots, size_t *raced)
 			fd = openat(t->repo->dirfd, p->staged, O_RDONLY |
 				    O_CLOEXEC);
 		} else {
-			fd = open_beneath(roots[p->exp], p->path + 1,
-					  O_RDONLY | O_NOATIME | O_NONBLOCK);
+			fd = snap_open_beneath(roots[p->exp], p->path + 1,
+					       O_RDONLY | O_NOATIME | O_NONBLOCK);
 			if (fd == -EPERM)
-				fd = open_beneath(roots[p->exp], p->path + 1,
-						  O_RDONLY | O_NONBLOCK);
+				fd = snap_open_beneath(roots[p->exp],
+						       p->path + 1,
+						       O_RDONLY | O_NONBLOCK);
 			if (fd < 0)
 				errno = -fd;
 		}

@@ -60,19 +60,6 @@ struct rctx {
 	uint64_t files, bytes;
 };
 
-static int open_beneath(int root, const char *rel, int flags)
-{
-	struct open_how how;
-	long fd;
-
-	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-		      RESOLVE_NO_MAGICLINKS;
-	fd = syscall(SYS_openat2, root, rel, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
-}
-
 static struct timespec ns_ts(int64_t ns)
 {
 	struct timespec t;
@@ -96,11 +83,11 @@ static int parent_fd(struct rctx *c, const char *rel, const char **base)
 	s = strrchr(buf, '/');
 	if (!s) {
 		*base = rel;
-		return open_beneath(c->root, ".", O_RDONLY | O_DIRECTORY);
+		return snap_open_beneath(c->root, ".", O_RDONLY | O_DIRECTORY);
 	}
 	*base = rel + (s - buf) + 1;
 	*s = '\0';
-	fd = open_beneath(c->root, buf, O_RDONLY | O_DIRECTORY);
+	fd = snap_open_beneath(c->root, buf, O_RDONLY | O_DIRECTORY);
 	if (fd != -ENOENT)
 		return fd;
 	for (p = buf; (p = strchr(p, '/')) != NULL; p++) {
@@ -111,7 +98,7 @@ static int parent_fd(struct rctx *c, const char *rel, const char **base)
 	}
 	if (mkdirat(c->root, buf, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	return open_beneath(c->root, buf, O_RDONLY | O_DIRECTORY);
+	return snap_open_beneath(c->root, buf, O_RDONLY | O_DIRECTORY);
 }
 
 static int apply_xattrs_at(int dfd, const char *name, const uint8_t *x,
@@ -178,7 +165,7 @@ static int restore_one(struct rctx *c, sqlite3_stmt *q, const char *rel)
 
 	c->files++;
 	if (!strcmp(rel, ".")) {
-		pfd = open_beneath(c->root, ".", O_RDONLY | O_DIRECTORY);
+		pfd = snap_open_beneath(c->root, ".", O_RDONLY | O_DIRECTORY);
 		base = ".";
 	} else {
 		pfd = parent_fd(c, rel, &base);
@@ -461,8 +448,8 @@ static int restore_export(struct rctx *c, const char *tag, const char *dir)
 		}
 		if (d->xlen) {
 			char pp[PATH_MAX];
-			int dfd = open_beneath(c->root, d->rel, O_RDONLY |
-					       O_DIRECTORY);
+			int dfd = snap_open_beneath(c->root, d->rel,
+						    O_RDONLY | O_DIRECTORY);
 			if (dfd >= 0) {
 				snprintf(pp, sizeof(pp), "/proc/self/fd/%d/.",
 					 dfd);

@@ -144,6 +144,10 @@ int snap_take(struct snap_repo *repo, const struct snap_take_opts *o,
 	      struct snap_take_result *res);
 /* One control-socket request; body or error text into out. */
 int snap_ctl(const char *sock, const char *req, char *out, size_t outlen);
+/* openat2 of rel below root: no symlinks, no magic links, not out of
+ * root (RESOLVE_BENEATH); O_CLOEXEC | O_NOFOLLOW added.  fd or -errno.
+ * Used by restore.c too. */
+int snap_open_beneath(int root, const char *rel, int flags);
 
 /* ---- restore (restore.c) ---- */
 
