@@ -103,6 +103,9 @@ PYEOF
 }
 
 jobfile "$M" >"$W/write.fio"
+# fio drops its verify state files (*-verify.state) into the current
+# directory: keep them in the work dir, not wherever the runner started
+cd "$W" || xf_fail "cd $W"
 if ! fio --output-format=json --output="$W/write.json" "$W/write.fio" \
     >"$W/write.out" 2>&1; then
 	tail -n 30 "$W/write.out" "$W/write.json" >&2
