@@ -455,11 +455,25 @@ static void queue_park_flush(struct bk_queue *q)
  * (and the FLUSH of a process exiting while frozen) meanwhile; a request
  * on an inode with parked requests is parked behind them.
  */
+/* Does this request change the export?  The opcode says so, except for
+ * an OPEN with O_TRUNC, which truncates (freeze must hold it too). */
+static int req_mutates(const struct fs_req *req)
+{
+	struct fuse_open_in oi;
+
+	if (fs_opcode_mutates(req->in.opcode))
+		return 1;
+	if (req->in.opcode != FUSE_OPEN || req->arglen < sizeof(oi))
+		return 0;
+	memcpy(&oi, req->arg, sizeof(oi));
+	return (oi.flags & O_TRUNC) != 0;
+}
+
 static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
 			   uint64_t id, uint32_t slot)
 {
 	struct bk_conn *c = q->c;
-	int mutating = fs_opcode_mutates(req->in.opcode);
+	int mutating = req_mutates(req);
 
 	if (q->park_head && queue_parked_node(q, req->in.nodeid) &&
 	    queue_park(q, req, id, slot, mutating) == 0)

@@ -16,6 +16,7 @@ CTL=("$BIN/xenfsctl" -c "$XF_CONF")
 
 # dirty data in the guest cache (no sync)
 head -c 300000 /dev/urandom >"$W/data"
+printf precious >"$W/mnt/keep"	# truncated by the guest while frozen, below
 exec 7>"$W/mnt/dirty"		# kept open: no flush on close
 cat "$W/data" >&7
 "${CTL[@]}" freeze vm1 >"$W/freeze.out" || xf_fail "freeze failed"
@@ -27,12 +28,19 @@ cmp -s "$W/data" "$W/shared/dirty" ||
 # a writer blocks while frozen
 ( echo blocked >"$W/mnt/during" && echo done >"$W/writer.done" ) 2>"$W/writer.err" &
 WR=$!
+# an open with O_TRUNC changes the file: it must wait for the thaw too
+( : >"$W/mnt/keep" ) 2>"$W/trunc.err" &
+TR=$!
 sleep 1.5
 [ -e "$W/writer.done" ] && xf_fail "guest write completed while frozen"
+[ "$(cat "$W/shared/keep")" = precious ] ||
+	xf_fail "O_TRUNC open truncated the file while frozen"
 [ -e "$W/shared/during" ] && [ -s "$W/shared/during" ] &&
 	xf_fail "change reached dom0 while frozen"
 "${CTL[@]}" thaw vm1 >/dev/null || xf_fail "thaw failed"
 wait "$WR" || xf_fail "writer failed after thaw: $(cat "$W/writer.err")"
+wait "$TR" || xf_fail "truncating open failed after thaw: $(cat "$W/trunc.err")"
+[ -s "$W/shared/keep" ] && xf_fail "truncation after thaw lost"
 [ "$(cat "$W/shared/during")" = blocked ] || xf_fail "write after thaw lost"
 exec 7>&-
 
