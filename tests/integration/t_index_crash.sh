@@ -29,7 +29,8 @@ start_svc() {
 start_svc
 xf_mount "$(xf_sock vm1)" shared "$W/m"
 S() { "$BIN/xenfs-search" -C "$XF_CONF" "$@"; }
-ipid() { pgrep -f -- "--name indexer" | head -n 1; }
+# this test's indexer only (plugin children run "-c CONF ... --name NAME")
+ipid() { pgrep -f -- "-c $XF_CONF --plugin .* --name indexer" | head -n 1; }
 kill_indexer() {
 	local p
 	xf_wait_until 10 ipid >/dev/null || xf_fail "no indexer process"

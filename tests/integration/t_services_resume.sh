@@ -37,7 +37,7 @@ sleep 2
 kill -9 "$SVC"
 wait "$SVC" 2>/dev/null
 # children die with the supervisor (PR_SET_PDEATHSIG)
-gone() { ! pgrep -f -- "--name test-record" >/dev/null; }
+gone() { ! pgrep -f -- "-c $XF_CONF --plugin .* --name test-record" >/dev/null; }
 xf_wait_until 5 gone || xf_fail "plugin child outlived its supervisor"
 cut1=$(cat "$CUR" 2>/dev/null || echo 0)
 sleep 0.3
