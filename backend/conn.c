@@ -285,29 +285,28 @@ static void conn_break(struct bk_conn *c, uint32_t q, const char *why)
 	(void)bk_loop_defer_node(&c->stop_node);	/* never fails */
 }
 
-/* Changing requests refused on a read-only connection (the fs layer
- * refuses them too; this covers a downgrade by reload). */
+/* The open flags of an OPEN request; 0 if it is not one (or too short:
+ * the fs layer rejects that). */
+static uint32_t req_open_flags(const struct fs_req *req)
+{
+	struct fuse_open_in oi;
+
+	if (req->in.opcode != FUSE_OPEN || req->arglen < sizeof(oi))
+		return 0;
+	memcpy(&oi, req->arg, sizeof(oi));
+	return oi.flags;
+}
+
+/* A read-only connection refuses every opcode the fs layer marks as
+ * changing the export (its table, so the lists cannot drift apart) and an
+ * OPEN for writing or with O_TRUNC.  The fs layer refuses them too; this
+ * covers a rw -> ro downgrade by reload. */
 static int ro_refuses(const struct fs_req *req)
 {
-	switch (req->in.opcode) {
-	case FUSE_SETATTR: case FUSE_SYMLINK: case FUSE_MKNOD:
-	case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
-	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK:
-	case FUSE_WRITE: case FUSE_SETXATTR: case FUSE_REMOVEXATTR:
-	case FUSE_CREATE: case FUSE_FALLOCATE: case FUSE_COPY_FILE_RANGE:
-		return 1;
-	case FUSE_OPEN: {
-		struct fuse_open_in oi;
+	uint32_t fl = req_open_flags(req);
 
-		if (req->arglen < sizeof(oi))
-			return 0;	/* the fs layer rejects it */
-		memcpy(&oi, req->arg, sizeof(oi));
-		return (oi.flags & O_ACCMODE) != O_RDONLY ||
-		       (oi.flags & O_TRUNC);
-	}
-	default:
-		return 0;
-	}
+	return fs_opcode_mutates(req->in.opcode) ||
+	       (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
 }
 
 /*
@@ -459,14 +458,8 @@ static void queue_park_flush(struct bk_queue *q)
  * an OPEN with O_TRUNC, which truncates (freeze must hold it too). */
 static int req_mutates(const struct fs_req *req)
 {
-	struct fuse_open_in oi;
-
-	if (fs_opcode_mutates(req->in.opcode))
-		return 1;
-	if (req->in.opcode != FUSE_OPEN || req->arglen < sizeof(oi))
-		return 0;
-	memcpy(&oi, req->arg, sizeof(oi));
-	return (oi.flags & O_TRUNC) != 0;
+	return fs_opcode_mutates(req->in.opcode) ||
+	       (req_open_flags(req) & O_TRUNC);
 }
 
 static void queue_dispatch(struct bk_queue *q, struct fs_req *req,
