@@ -61,12 +61,6 @@ static struct vcache_ent vcache[VCACHE_SLOTS];
 static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_ratelimit vrl = LOG_RATELIMIT_INIT;
 
-static int cfg_yes(const char *v)
-{
-	return v && (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
-		     !strcmp(v, "1") || !strcasecmp(v, "on"));
-}
-
 /* Is the action "block" configured for the default or for any domain? */
 static int block_in_effect(const struct xf_config *cfg)
 {
@@ -255,13 +249,15 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 	int64_t deadline;
 	uint64_t key;
 	int rfd, nsock = 0, deny = 0, failed = 0, r, on_open;
+	uint64_t v64;
 	unsigned long tmo = 2000;
 	ssize_t n;
 	const char *v;
 
 	if (cfg == NULL)
 		return 0;
-	on_open = cfg_yes(xf_config_get(cfg, "scan", "on-open"));
+	/* the parser validated the bool; its default (no) applies if unset */
+	on_open = xf_config_get_u64(cfg, "scan", "on-open", &v64) == 0 && v64;
 	if (!on_open && !block_in_effect(cfg))
 		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
