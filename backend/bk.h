@@ -182,4 +182,50 @@ void bk_dom0watch_note(const char *export_tag, const char *path);
  */
 int bk_sandbox_worker(const char *domain, const char *export_path);
 
+/*
+ * Addition (issue 8), privilege separation (docs/security.md,
+ * "Sandbox").  Unless --no-sandbox, xenfsd is a privileged parent that
+ * never maps guest memory nor runs the fs layer: it listens, speaks
+ * xenstore, owns the journal, the control socket and the services' verdict
+ * sockets, and hands each connection to its domain's worker process
+ * (backend/priv.c).  A worker (backend/worker.c) is xenfsd re-executed
+ * with --worker DOMAIN in new mount, pid, network, IPC and UTS
+ * namespaces whose root holds only that domain's exports; it runs the
+ * transports' per-connection side, conn.c and the fs layer.
+ *
+ * In the parent, connections served by workers appear as proxy struct
+ * bk_conn (conn.c): bk_conn_stop/get_info/foreach, bk_domain_freeze/thaw
+ * and bk_conns_reload reach the worker over its channels.
+ */
+int bk_priv_on(void);		/* this process is the parent of workers */
+int bk_is_worker(void);		/* this process is a domain's worker */
+
+/* Parent, main thread: give an accepted local client socket (its hello
+ * not yet read) to the domain's worker, spawning it if needed.  Takes fd
+ * in every case.  0 or -errno with err filled. */
+int bk_priv_adopt_local(const char *domain, int fd, char *err,
+			size_t errlen);
+
+/* Parent, main thread: serve a Xen frontend whose offer (grant refs,
+ * ports, layout) was read from xenstore in the domain's worker.  On
+ * success *out is the proxy connection; on_close(proxy, arg) runs on the
+ * main thread when it ends (as for bk_conn_start).  0 or -errno with err
+ * filled. */
+struct xf_xen_offer;
+int bk_priv_adopt_xen(const char *domain, uint32_t domid, const char *tag,
+		      int readonly, const struct xf_xen_offer *offer,
+		      void (*on_close)(struct bk_conn *c, void *arg),
+		      void *arg, struct bk_conn **out, char *err,
+		      size_t errlen);
+
+/* Worker, main thread (backend/xen.c): map an offer the parent read and
+ * start serving it with bk_conn_start.  0 or -errno with err filled. */
+int bk_xen_adopt(const char *domain, uint32_t domid, const char *tag,
+		 int readonly, const struct xf_xen_offer *offer, char *err,
+		 size_t errlen);
+
+/* Worker, main thread (backend/local.c): serve an adopted client socket
+ * as if it had been accepted on domain's listener.  Takes fd. */
+int bk_local_adopt(const char *domain, int fd);
+
 #endif /* XF_BACKEND_BK_H */
