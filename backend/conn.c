@@ -50,6 +50,7 @@
 #include "bk.h"
 #include "conn_i.h"
 #include "log.h"
+#include "priv.h"
 #include "ring.h"
 
 /* Optional fs-layer setter (runtime rw -> ro); see fs.h.  Weak so that the
@@ -122,7 +123,15 @@ struct bk_conn {
 	const char *broken_why;
 	void (*on_close)(struct bk_conn *c, void *arg);
 	void *on_close_arg;
+
+	/* privilege separation: in a worker, the id the parent knows this
+	 * connection by; in the parent, a proxy of (w, rid) */
+	uint64_t rid;
+	struct bk_worker *w;		/* non-NULL: a proxy */
+	char transport_buf[16];
 };
+
+static uint64_t next_rid = 1;		/* main thread */
 
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **frozen_domains;		/* conns_lock */
@@ -802,11 +811,14 @@ int bk_conn_start(struct xf_conn *xc, const char *domain, uint32_t domid,
 		}
 	}
 
+	c->rid = next_rid++;
 	pthread_mutex_lock(&conns_lock);
 	c->next = bk_srv.conns;
 	bk_srv.conns = c;
 	bk_srv.nconns++;
 	pthread_mutex_unlock(&conns_lock);
+	if (bk_is_worker())
+		bk_worker_conn_up(c);
 
 	log_info("dom %s: connected to export '%s' (%s, %s, %u queue%s, "
 		 "%u slots, %u-byte buffers)", domain, tag, c->transport,
@@ -829,9 +841,17 @@ void bk_conn_stop(struct bk_conn *c, const char *why)
 	if (!c || c->stopped)
 		return;
 	c->stopped = 1;
+	if (c->w) {
+		/* a proxy: the worker stops the real one and answers */
+		(void)bk_priv_stop(c->w, c->rid, why);
+		bk_conn_proxy_gone(c, why);
+		return;
+	}
 	log_info("dom %s: export '%s' disconnected: %s", c->domain, c->tag,
 		 why ? why : "stopped");
 	conn_teardown(c);
+	if (bk_is_worker())
+		bk_worker_conn_down(c);
 	pthread_mutex_lock(&conns_lock);
 	for (pp = &bk_srv.conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
@@ -855,6 +875,32 @@ void bk_conns_stop_all(const char *why)
 void bk_conn_get_info(struct bk_conn *c, struct bk_conn_info *info)
 {
 	memset(info, 0, sizeof(*info));
+	if (c->w) {
+		struct bk_m_info m;
+
+		info->domain = c->domain;
+		info->tag = c->tag;
+		info->transport = c->transport;
+		info->domid = c->domid;
+		info->nr_queues = c->nq;
+		info->readonly = atomic_load(&c->readonly);
+		info->since = c->since;
+		if (bk_priv_info(c->w, c->rid, &m) == 0) {
+			info->readonly = m.readonly;
+			info->frozen = m.frozen;
+			info->stats.ops = m.ops;
+			info->stats.bytes_read = m.bytes_read;
+			info->stats.bytes_written = m.bytes_written;
+			info->stats.inodes = m.inodes;
+			info->stats.fds_open = m.fds_open;
+			info->stats.handles = m.handles;
+			info->stats.quota_bytes_used = m.quota_bytes_used;
+			info->stats.quota_bytes_limit = m.quota_bytes_limit;
+			info->stats.quota_inodes_used = m.quota_inodes_used;
+			info->stats.quota_inodes_limit = m.quota_inodes_limit;
+		}
+		return;
+	}
 	info->domain = c->domain;
 	info->tag = c->tag;
 	info->transport = c->transport;
@@ -883,6 +929,11 @@ void bk_conn_foreach(void (*fn)(struct bk_conn *c, void *arg), void *arg)
 void bk_conns_reload(const struct xf_config *cfg)
 {
 	struct bk_conn *c, *next;
+
+	if (bk_priv_on()) {
+		bk_priv_reload(cfg);	/* each worker re-checks its own */
+		return;
+	}
 
 	for (c = bk_srv.conns; c; c = next) {
 		const struct xf_export *exp = xf_config_export(cfg, c->tag);
@@ -1041,6 +1092,8 @@ int bk_domain_freeze(const char *domain, int timeout_ms, char *err,
 	struct timespec dl, rdl;
 	int n, i, r = 0;
 
+	if (bk_priv_on())
+		return bk_priv_freeze(domain, timeout_ms, err, errlen);
 	if (timeout_ms <= 0)
 		timeout_ms = 30000;
 	n = conns_of_domain(domain, &v);
@@ -1127,6 +1180,8 @@ int bk_domain_thaw(const char *domain, char *err, size_t errlen)
 	struct bk_conn **v;
 	int n, i, was;
 
+	if (bk_priv_on())
+		return bk_priv_thaw(domain, err, errlen);
 	pthread_mutex_lock(&conns_lock);
 	was = frozen_remove(domain);
 	pthread_mutex_unlock(&conns_lock);
@@ -1144,4 +1199,140 @@ int bk_domain_thaw(const char *domain, char *err, size_t errlen)
 	}
 	log_info("dom %s: thawed", domain);
 	return 0;
+}
+
+/* ---- privilege separation ---- */
+
+/* Parent: a proxy for connection info->rid of worker w. */
+int bk_conn_proxy_new(struct bk_worker *w, const struct bk_m_info *info,
+		      void (*on_close)(struct bk_conn *c, void *arg),
+		      void *arg, struct bk_conn **out)
+{
+	struct bk_conn *c = calloc(1, sizeof(*c));
+
+	if (out)
+		*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->w = w;
+	c->rid = info->rid;
+	c->refs = 1;
+	c->stop_efd = -1;
+	c->peer_fd = -1;
+	c->domid = info->domid;
+	c->nq = info->nr_queues;
+	c->since = (time_t)info->since;
+	snprintf(c->transport_buf, sizeof(c->transport_buf), "%s",
+		 info->transport);
+	c->transport = c->transport_buf;
+	c->on_close = on_close;
+	c->on_close_arg = arg;
+	atomic_init(&c->readonly, info->readonly ? 1 : 0);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	/* the domain is the worker's, whatever the message said */
+	c->domain = strdup(bk_priv_worker_domain(w));
+	c->tag = strdup(info->tag);
+	if (!c->domain || !c->tag) {
+		conn_free(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&conns_lock);
+	c->next = bk_srv.conns;
+	bk_srv.conns = c;
+	bk_srv.nconns++;
+	pthread_mutex_unlock(&conns_lock);
+	bk_priv_conn_count(w, 1);
+	log_info("dom %s: export '%s' served by worker pid %ld (%s, %s)",
+		 c->domain, c->tag, (long)bk_priv_worker_pid(w), c->transport,
+		 info->readonly ? "ro" : "rw");
+	if (out)
+		*out = c;
+	return 0;
+}
+
+struct bk_conn *bk_conn_proxy_find(struct bk_worker *w, uint64_t rid)
+{
+	struct bk_conn *c;
+
+	for (c = bk_srv.conns; c; c = c->next)
+		if (c->w == w && c->rid == rid)
+			return c;
+	return NULL;
+}
+
+void bk_conn_proxy_gone(struct bk_conn *c, const char *why)
+{
+	struct bk_conn **pp;
+	struct bk_worker *w = c->w;
+	int found = 0;
+
+	pthread_mutex_lock(&conns_lock);
+	for (pp = &bk_srv.conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			bk_srv.nconns--;
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&conns_lock);
+	if (!found)
+		return;		/* already gone */
+	c->stopped = 1;
+	log_info("dom %s: export '%s' disconnected: %s", c->domain, c->tag,
+		 why ? why : "stopped");
+	if (c->on_close)
+		c->on_close(c, c->on_close_arg);
+	conn_unref(c);
+	bk_priv_conn_count(w, -1);	/* may retire w: last */
+}
+
+void bk_conn_proxies_gone(struct bk_worker *w, const char *why)
+{
+	struct bk_conn *c, *next;
+
+	for (c = bk_srv.conns; c; c = next) {
+		next = c->next;
+		if (c->w == w)
+			bk_conn_proxy_gone(c, why);
+	}
+}
+
+/* Worker, main thread. */
+struct bk_conn *bk_conn_by_rid(uint64_t rid)
+{
+	struct bk_conn *c;
+
+	for (c = bk_srv.conns; c; c = c->next)
+		if (c->rid == rid)
+			return c;
+	return NULL;
+}
+
+void bk_conn_wire_info(struct bk_conn *c, struct bk_m_info *m)
+{
+	struct bk_conn_info info;
+
+	bk_conn_get_info(c, &info);
+	memset(m, 0, sizeof(*m));
+	m->rid = c->rid;
+	snprintf(m->domain, sizeof(m->domain), "%s", info.domain);
+	snprintf(m->tag, sizeof(m->tag), "%s", info.tag);
+	snprintf(m->transport, sizeof(m->transport), "%s", info.transport);
+	m->domid = info.domid;
+	m->nr_queues = info.nr_queues;
+	m->readonly = info.readonly;
+	m->frozen = info.frozen;
+	m->since = info.since;
+	m->ops = info.stats.ops;
+	m->bytes_read = info.stats.bytes_read;
+	m->bytes_written = info.stats.bytes_written;
+	m->inodes = info.stats.inodes;
+	m->fds_open = info.stats.fds_open;
+	m->handles = info.stats.handles;
+	m->quota_bytes_used = info.stats.quota_bytes_used;
+	m->quota_bytes_limit = info.stats.quota_bytes_limit;
+	m->quota_inodes_used = info.stats.quota_inodes_used;
+	m->quota_inodes_limit = info.stats.quota_inodes_limit;
 }

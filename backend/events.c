@@ -10,6 +10,10 @@
  * a crash of xenfsd.  A machine crash may lose at most the last second
  * (the sync thread's period); the journal detects that at the next start.
  *
+ * In a sandboxed worker process (backend/worker.c) bk_stream_emit sends
+ * the record to the parent over the stream channel and waits for the
+ * append; the parent's channel thread calls bk_stream_emit itself.
+ *
  * Threads: fs_emit_event() and bk_stream_emit() run on any thread (queue
  * workers, the watcher, the control thread); the writer's mutex orders
  * them.  bk_stream_start/stop run on the main thread, before the first
@@ -30,6 +34,7 @@
 
 #include "bk.h"
 #include "log.h"
+#include "priv.h"
 #include "stream.h"
 
 static struct xf_stream_writer *stream_w;
@@ -58,6 +63,10 @@ int bk_stream_emit(struct xenfs_event *ev)
 {
 	int r;
 
+	/* a worker's events go through its parent, which owns the journal
+	 * (and notes them for the dom0 watcher) */
+	if (bk_is_worker())
+		return bk_worker_emit(ev);
 	if (stream_w == NULL)
 		return -ENOTCONN;
 	r = xf_stream_append(stream_w, ev);

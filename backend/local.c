@@ -4,6 +4,11 @@
  * domain identity.  A client's hello is received, checked against the
  * current policy, answered, and the connection handed to bk_conn_start().
  *
+ * With privilege separation (bk_priv_on), the parent only listens and
+ * hands each accepted socket to its domain's worker process, which runs
+ * the handshake below through bk_local_adopt() as if it had accepted the
+ * client itself.
+ *
  * Concurrency: main thread only.  Handshakes never block the loop: an
  * accepted socket is watched for its hello (xf_local_accept is called
  * once it is readable, and then finds the whole message queued), and a
@@ -63,10 +68,13 @@ struct pending {
 };
 
 static struct listener *listeners;
+static struct listener *adopted;	/* a worker's (fd -2, no socket) */
 static struct pending *pendings;
 static unsigned npending;
 static int sweep_fd = -1;
 static struct log_ratelimit local_rl = LOG_RATELIMIT_INIT;
+
+static int sweep_start(void);
 
 static void listener_unref(struct listener *l)
 {
@@ -147,7 +155,7 @@ static void hello_cb(int fd, uint32_t events, void *arg)
 		goto out;
 	}
 	hello.tag[XENFS_TAG_MAX - 1] = '\0';
-	if (l->fd < 0) {
+	if (l->fd == -1) {
 		snprintf(msg, sizeof(msg), "domain %s is no longer served",
 			 l->domain);
 		refuse(xc, fd, ESHUTDOWN, msg);
@@ -215,11 +223,85 @@ out:
 	listener_unref(l);
 }
 
+/* Watch fd for its hello on behalf of listener l; takes fd. */
+static void pending_add(struct listener *l, int fd)
+{
+	struct pending *p;
+	int r;
+
+	if (npending >= MAX_PENDING) {
+		log_warnx_rl(&local_rl, "dom %s: too many handshakes in "
+			     "progress; dropping a client", l->domain);
+		(void)xf_local_welcome(fd, EBUSY, 0,
+				       "backend busy, retry later");
+		close(fd);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return;
+	}
+	p->l = l;
+	p->fd = fd;
+	p->deadline = now_mono() + HELLO_TIMEOUT;
+	r = bk_loop_add(fd, EPOLLIN | EPOLLRDHUP, hello_cb, p);
+	if (r < 0) {
+		log_warnx("dom %s: watch client: %s", l->domain,
+			  strerror(-r));
+		close(fd);
+		free(p);
+		return;
+	}
+	l->refs++;
+	p->next = pendings;
+	pendings = p;
+	npending++;
+}
+
+/* Parent of sandboxed workers: the domain's worker does the handshake. */
+static void accept_to_worker(struct listener *l, int fd)
+{
+	char err[256];
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (bk_priv_adopt_local(l->domain, fd, err, sizeof(err)) < 0) {
+		log_warnx_rl(&local_rl, "dom %s: cannot hand a client to its "
+			     "worker: %s", l->domain, err);
+		if (dfd >= 0)
+			(void)xf_local_welcome(dfd, EAGAIN, 0, err);
+	}
+	if (dfd >= 0)
+		close(dfd);
+}
+
+int bk_local_adopt(const char *domain, int fd)
+{
+	int r;
+
+	if ((r = sweep_start()) < 0) {
+		close(fd);
+		return r;
+	}
+	if (!adopted) {
+		if (!(adopted = calloc(1, sizeof(*adopted))) ||
+		    !(adopted->domain = strdup(domain))) {
+			free(adopted);
+			adopted = NULL;
+			close(fd);
+			return -ENOMEM;
+		}
+		adopted->fd = -2;
+		adopted->refs = 1;
+	}
+	pending_add(adopted, fd);
+	return 0;
+}
+
 static void accept_cb(int lfd, uint32_t events, void *arg)
 {
 	struct listener *l = arg;
-	struct pending *p;
-	int i, fd, r;
+	int i, fd;
 
 	for (i = 0; i < 16; i++) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -229,35 +311,10 @@ static void accept_cb(int lfd, uint32_t events, void *arg)
 				log_warn("dom %s: accept", l->domain);
 			return;
 		}
-		if (npending >= MAX_PENDING) {
-			log_warnx_rl(&local_rl, "dom %s: too many handshakes "
-				     "in progress; dropping a client",
-				     l->domain);
-			(void)xf_local_welcome(fd, EBUSY, 0,
-					       "backend busy, retry later");
-			close(fd);
-			continue;
-		}
-		p = calloc(1, sizeof(*p));
-		if (!p) {
-			close(fd);
-			continue;
-		}
-		p->l = l;
-		p->fd = fd;
-		p->deadline = now_mono() + HELLO_TIMEOUT;
-		r = bk_loop_add(fd, EPOLLIN | EPOLLRDHUP, hello_cb, p);
-		if (r < 0) {
-			log_warnx("dom %s: watch client: %s", l->domain,
-				  strerror(-r));
-			close(fd);
-			free(p);
-			continue;
-		}
-		l->refs++;
-		p->next = pendings;
-		pendings = p;
-		npending++;
+		if (bk_priv_on())
+			accept_to_worker(l, fd);
+		else
+			pending_add(l, fd);
 	}
 }
 
@@ -515,6 +572,11 @@ void bk_local_stop(void)
 		listeners = l->next;
 		listener_close(l);
 		listener_unref(l);
+	}
+	if (adopted) {
+		adopted->fd = -1;	/* its pending hellos: "no longer served" */
+		listener_unref(adopted);
+		adopted = NULL;
 	}
 	if (sweep_fd >= 0) {
 		bk_loop_del(sweep_fd);

@@ -31,6 +31,7 @@
 
 #include "bk.h"
 #include "log.h"
+#include "priv.h"
 #include "util.h"
 
 #ifndef XENFS_VERSION
@@ -54,7 +55,8 @@ static void usage(FILE *f)
 "  -f               stay in the foreground, log to stderr\n"
 "  -n               check the configuration and exit\n"
 "  -v               more verbose logging (repeatable)\n"
-"  --no-sandbox     do not sandbox the workers (debugging only)\n"
+"  --no-sandbox     serve every guest in this one unconfined process\n"
+"                   (no worker processes; debugging only)\n"
 "  --print-config   print the effective configuration and exit\n"
 "  -h, --help       this help\n"
 "  -V               print the version and exit\n", DEFAULT_CONFIG);
@@ -117,6 +119,31 @@ static void make_dirs(const struct xf_config *cfg)
 	}
 }
 
+/*
+ * The text workers parse: the effective configuration as --print-config
+ * prints it (the parser reads its own output back to the same config), so
+ * parent and workers decide on the same values even if the file changes
+ * on disk in between.
+ */
+static int priv_config_text(const struct xf_config *cfg, int init)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int r;
+
+	if (!f)
+		return -errno;
+	xf_config_print(cfg, f);
+	if (fclose(f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	r = init ? bk_priv_init(text, len) : bk_priv_set_config(text, len);
+	free(text);
+	return r;
+}
+
 int bk_server_reload(char *err, size_t errlen)
 {
 	struct xf_config *ncfg, *old = bk_srv.cfg;
@@ -129,6 +156,15 @@ int bk_server_reload(char *err, size_t errlen)
 		if (err)
 			snprintf(err, errlen, "%s", e);
 		return -EINVAL;
+	}
+	if (bk_priv_on() && priv_config_text(ncfg, 0) < 0) {
+		log_warnx("reload failed, keeping the current configuration: "
+			  "cannot pass it to the workers");
+		if (err)
+			snprintf(err, errlen, "cannot pass the configuration "
+				 "to the workers");
+		xf_config_free(ncfg);
+		return -ENOMEM;
 	}
 	bk_srv.cfg = ncfg;
 	bk_local_reload(ncfg);
@@ -205,12 +241,14 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "print-config", no_argument, NULL, 'P' },
+		{ "worker", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, check = 0, print = 0, verbose = 0, foreground = 0;
 	int no_sandbox = 0, r;
+	const char *worker = NULL;
 	struct xf_config *cfg;
 	char err[512];
 	sigset_t set;
@@ -236,6 +274,9 @@ int main(int argc, char **argv)
 		case 'P':
 			print = 1;
 			break;
+		case 'W':
+			worker = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -252,6 +293,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_verbosity(verbose);
+	if (worker) {
+		/* started by xenfsd itself (backend/priv.c) */
+		log_init(foreground, verbose, "xenfsd");
+		log_set_verbosity(verbose);
+		bk_srv.foreground = foreground;
+		return bk_worker_main(worker);
+	}
 
 	cfg = xf_config_load(config_path, err, sizeof(err));
 	/* daemon() moves to /: reloads must find a relative -c path */
@@ -311,13 +359,21 @@ int main(int argc, char **argv)
 		fatal("watch signals");
 	}
 
-	if (no_sandbox)
-		log_warnx("*** --no-sandbox: guest-facing workers are NOT "
-			  "confined (no Landlock, no seccomp, all "
-			  "capabilities); debugging only ***");
-	else
-		log_info("workers are sandboxed (no_new_privs, Landlock to "
-			 "their export, reduced capabilities, seccomp)");
+	if (no_sandbox) {
+		log_warnx("*** --no-sandbox: every guest is served inside this "
+			  "one privileged process, NOT confined (no worker "
+			  "processes, no namespaces, no Landlock, no seccomp, "
+			  "all capabilities); debugging only ***");
+	} else {
+		if ((r = priv_config_text(cfg, 1)) < 0) {
+			errno = -r;
+			fatal("configuration for the workers");
+		}
+		log_info("privilege separation: each domain is served by its "
+			 "own worker process (namespaces with only its "
+			 "exports, no_new_privs, Landlock, reduced "
+			 "capabilities, seccomp)");
+	}
 
 	if (bk_stream_start(cfg) < 0)
 		fatalx("cannot open the operation stream in %s",
@@ -346,6 +402,8 @@ int main(int argc, char **argv)
 	bk_xen_stop();
 #endif
 	bk_conns_stop_all("shutting down");
+	if (bk_priv_on())
+		bk_priv_stop_all();
 	bk_control_stop();
 	bk_stream_stop();
 	bk_loop_del(sig_fd);

@@ -4,7 +4,8 @@
 PROGRAMS += xenfsd
 xenfsd_SRCS = backend/main.c backend/loop.c backend/conn.c \
                backend/conn_frame.c backend/local.c backend/events.c \
-               backend/control.c policy/config.c policy/policy.c $(FS_SRCS)
+               backend/control.c backend/chan.c backend/priv.c \
+               backend/worker.c policy/config.c policy/policy.c $(FS_SRCS)
 xenfsd_INSTALL := sbin
 MAN_PAGES += docs/xenfsd.8
 
@@ -14,7 +15,8 @@ MAN_PAGES += docs/xenfsd.8
 ifneq ($(wildcard backend/xen.c),)
 ifdef LIBXENFS_XEN
 xenfsd_SRCS += backend/xen.c
-$(O)/obj/backend/main.o: CPPFLAGS += -DXENFS_HAVE_XEN
+$(O)/obj/backend/main.o $(O)/obj/backend/priv.o \
+$(O)/obj/backend/worker.o: CPPFLAGS += -DXENFS_HAVE_XEN
 xenfsd_LIBS += $(XEN_LINK)
 $(O)/bin/xenfsd: $(LIBXENFS_XEN)
 endif

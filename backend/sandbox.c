@@ -33,6 +33,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,6 +54,7 @@
 
 #include "bk.h"
 #include "log.h"
+#include "priv.h"
 
 #ifndef LANDLOCK_ACCESS_FS_REFER
 #define LANDLOCK_ACCESS_FS_REFER	(1ULL << 13)
@@ -128,17 +131,27 @@ static int sandbox_landlock(const char *export_path, const char *state_dir)
 	return r;
 }
 
-static int sandbox_caps(void)
+/* Cut the capability sets (and, with bounding, the bounding set: that
+ * needs CAP_SETPCAP, so a worker process does it once for all its
+ * threads) to what the fs layer uses. */
+static int sandbox_caps_sel(int bounding)
 {
-	capng_clear(CAPNG_SELECT_BOTH);
+	capng_select_t sel = bounding ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS;
+
+	capng_clear(sel);
 	if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
-	    CAPNG_BOUNDING_SET, CAP_CHOWN, CAP_DAC_OVERRIDE,
+	    (bounding ? CAPNG_BOUNDING_SET : 0), CAP_CHOWN, CAP_DAC_OVERRIDE,
 	    CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_SETGID,
 	    CAP_SETUID, CAP_MKNOD, CAP_SETFCAP, -1) != 0)
 		return -EINVAL;
-	if (capng_apply(CAPNG_SELECT_BOTH) != 0)
+	if (capng_apply(sel) != 0)
 		return -EPERM;
 	return 0;
+}
+
+static int sandbox_caps(void)
+{
+	return sandbox_caps_sel(!bk_is_worker());
 }
 
 /* What a queue worker and the fs layer call (x86-64 and arm64 names). */
@@ -295,4 +308,255 @@ int bk_sandbox_worker(const char *domain, const char *export_path)
 	}
 	sandbox_probe(domain);
 	return 0;
+}
+
+/* ---- a worker process's namespace (backend/worker.c) ---- */
+
+#define NS_ROOT		"/tmp"	/* a tmpfs mounted here becomes our / */
+
+struct ns_bind {
+	const char *path;	/* where it appears in the new root */
+	int fd;			/* O_PATH of the source, opened up front */
+	int ro;
+	int dev;		/* a device node: keep dev semantics */
+};
+
+/* mkdir -p of path under NS_ROOT; the tmpfs is ours, 0755 is fine. */
+static int ns_mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	char *s;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%s/%s", NS_ROOT, path);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	for (s = buf + strlen(NS_ROOT) + 1; *s; s++) {
+		if (*s != '/' || s[-1] == '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int ns_bind(const struct ns_bind *b, char *err, size_t errlen)
+{
+	char src[64], dst[PATH_MAX];
+	unsigned long fl = MS_BIND | MS_REMOUNT | MS_NOSUID;
+	int r, fd;
+
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", b->fd);
+	snprintf(dst, sizeof(dst), "%s%s", NS_ROOT, b->path);
+	if (b->dev) {
+		/* a file to mount the device node on */
+		char dir[PATH_MAX], *s;
+
+		snprintf(dir, sizeof(dir), "%s", b->path);
+		if ((s = strrchr(dir, '/')) && s != dir) {
+			*s = '\0';
+			if ((r = ns_mkdirs(dir)) < 0)
+				goto fail;
+		}
+		fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		close(fd);
+	} else if ((r = ns_mkdirs(b->path)) < 0) {
+		goto fail;
+	}
+	if (mount(src, dst, NULL, MS_BIND | (b->dev ? 0 : MS_REC), NULL) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (!b->dev)
+		fl |= MS_NODEV;
+	if (b->ro)
+		fl |= MS_RDONLY;
+	if (mount(NULL, dst, NULL, fl, NULL) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot make %s visible to the worker: %s",
+		 b->path, strerror(-r));
+	return r;
+}
+
+/* Landlock for the whole worker process: its binds and nothing else. */
+static int ns_landlock(const struct ns_bind *b, size_t n)
+{
+	struct landlock_ruleset_attr ra;
+	uint64_t all, data;
+	size_t i;
+	int abi, rfd, r = 0;
+
+	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
+			   LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 0)
+		return -EOPNOTSUPP;
+	all = ll_handled(abi);
+	data = all & ~(LANDLOCK_ACCESS_FS_EXECUTE |
+		       LANDLOCK_ACCESS_FS_MAKE_CHAR |
+		       LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+		       LANDLOCK_ACCESS_FS_IOCTL_DEV);
+	memset(&ra, 0, sizeof(ra));
+	ra.handled_access_fs = all;
+	rfd = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0);
+	if (rfd < 0)
+		return -errno;
+	for (i = 0; i < n && r == 0; i++) {
+		uint64_t acc = b[i].dev ?
+		    (LANDLOCK_ACCESS_FS_READ_FILE |
+		     LANDLOCK_ACCESS_FS_WRITE_FILE |
+		     (abi >= 5 ? LANDLOCK_ACCESS_FS_IOCTL_DEV : 0)) : data;
+
+		r = ll_allow(rfd, b[i].path, acc);
+	}
+	if (r == 0 && syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
+		r = -errno;
+	close(rfd);
+	return r;
+}
+
+int bk_sandbox_process(const char *domain, const struct xf_config *cfg,
+		       char *err, size_t errlen)
+{
+	static const char *const devs[] = {
+		"/dev/xen/gntdev", "/dev/xen/evtchn",
+	};
+	struct ns_bind *b;
+	char quota[PATH_MAX];
+	size_t i, j, n = 0, nexp;
+	int r = 0;
+
+	b = calloc(cfg->nexports + 4, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* what stays reachable, opened while the host's tree is ours */
+	for (i = 0; i < cfg->nexports; i++) {
+		const struct xf_export *e = &cfg->exports[i];
+		enum xf_access a = xf_policy_access(cfg, domain, e->tag);
+
+		if (a == XF_ACCESS_NONE)
+			continue;
+		b[n].path = e->path;
+		b[n].ro = a == XF_ACCESS_RO;
+		b[n].fd = open(e->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (b[n].fd < 0) {
+			/* like a connection to it would: refused then */
+			log_warnx("worker %s: export '%s': %s: %s", domain,
+				  e->tag, e->path, strerror(errno));
+			continue;
+		}
+		n++;
+	}
+	nexp = n;
+	if (cfg->global.state_dir) {
+		snprintf(quota, sizeof(quota), "%s/quota",
+			 cfg->global.state_dir);
+		if (mkdir(quota, 0700) < 0 && errno != EEXIST)
+			log_warn("worker %s: %s", domain, quota);
+		b[n].path = quota;
+		b[n].fd = open(quota, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (b[n].fd >= 0)
+			n++;
+	}
+	for (j = 0; j < sizeof(devs) / sizeof(devs[0]); j++) {
+		b[n].path = devs[j];
+		b[n].dev = 1;
+		b[n].fd = open(devs[j], O_PATH | O_CLOEXEC);
+		if (b[n].fd >= 0)
+			n++;
+	}
+
+	/* our own copy of the mount tree, then a root of our own */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "private mounts: %s", strerror(errno));
+		goto out;
+	}
+	if (mount("xenfs-worker", NS_ROOT, "tmpfs", MS_NOSUID | MS_NODEV |
+		  MS_NOEXEC, "mode=0755,size=1m,nr_inodes=4096") < 0) {
+		r = -errno;
+		snprintf(err, errlen, "tmpfs root: %s", strerror(errno));
+		goto out;
+	}
+	/* shorter paths first, so that a nested export lands inside its
+	 * parent's bind instead of being hidden by it */
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && strlen(b[j - 1].path) >
+		     strlen(b[j].path); j--) {
+			struct ns_bind t = b[j];
+
+			b[j] = b[j - 1];
+			b[j - 1] = t;
+		}
+	for (i = 0; i < n && r == 0; i++)
+		r = ns_bind(&b[i], err, errlen);
+	if (r < 0)
+		goto out;
+	if ((r = ns_mkdirs("/proc")) < 0 || (r = ns_mkdirs("/.old")) < 0) {
+		snprintf(err, errlen, "root directories: %s", strerror(-r));
+		goto out;
+	}
+	/* a /proc of our pid namespace: the fs layer reopens its own fds
+	 * through /proc/self/fd; no other process is in it */
+	if (mount("proc", NS_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV |
+		  MS_NOEXEC, NULL) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "/proc: %s", strerror(errno));
+		goto out;
+	}
+	if (syscall(SYS_pivot_root, NS_ROOT, NS_ROOT "/.old") < 0 ||
+	    chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 ||
+	    rmdir("/.old") < 0) {
+		r = -errno;
+		snprintf(err, errlen, "pivot_root: %s", strerror(errno));
+		goto out;
+	}
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+		  MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "read-only root: %s", strerror(errno));
+		goto out;
+	}
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		r = -errno;
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		goto out;
+	}
+	r = ns_landlock(b, n);
+	if (r == -EOPNOTSUPP) {
+		log_warnx("SANDBOX INCOMPLETE: this kernel has no Landlock; "
+			  "worker %s is confined by its namespace, "
+			  "capabilities and seccomp only", domain);
+		r = 0;
+	} else if (r < 0) {
+		snprintf(err, errlen, "landlock: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = sandbox_caps_sel(1)) < 0) {
+		snprintf(err, errlen, "capabilities: %s", strerror(-r));
+		goto out;
+	}
+	log_info("worker %s: namespace root holds %zu export%s; "
+		 "no_new_privs, Landlock, capabilities cut", domain,
+		 nexp, nexp == 1 ? "" : "s");
+out:
+	for (i = 0; i < n; i++)
+		if (b[i].fd >= 0)
+			close(b[i].fd);
+	free(b);
+	return r;
 }

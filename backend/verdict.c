@@ -18,6 +18,11 @@
  * not cached, since the asynchronous scan of a just-written file may
  * block it after the guest's first open.
  *
+ * In a sandboxed worker (backend/worker.c), bk_verdict_check finds the
+ * file's path and a read-only descriptor and asks the parent, which runs
+ * bk_verdict_decide (the cache and the plugin sockets live there; a
+ * worker cannot reach the services' sockets).
+ *
  * Threads: bk_verdict_check runs on queue workers, concurrently; the
  * cache has its own mutex and the config is read through bk_srv.cfg
  * (immutable once loaded; swapped by the main thread on reload, and a
@@ -44,6 +49,7 @@
 #include "bk.h"
 #include "ctlproto.h"
 #include "log.h"
+#include "priv.h"
 
 #define VCACHE_SLOTS	4096	/* power of two */
 #define STATUS_FRESH_S	10
@@ -239,19 +245,12 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 	const char *domain = fs_session_domain(s);
 	const char *tag = fs_session_export(s);
 	const struct xf_export *ex;
-	char svcdir[PATH_MAX], proc[64], host[PATH_MAX], sock[PATH_MAX + 300];
+	char proc[64], host[PATH_MAX];
 	const char *path = "";
-	struct xf_verdict_msg m;
 	struct stat st;
-	DIR *d;
-	struct dirent *de;
-	int64_t deadline;
-	uint64_t key;
-	int rfd, nsock = 0, deny = 0, failed = 0, r, on_open;
+	int rfd, r, on_open;
 	uint64_t v64;
-	unsigned long tmo = 2000;
 	ssize_t n;
-	const char *v;
 
 	if (cfg == NULL)
 		return 0;
@@ -261,12 +260,6 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
-	key = vkey(domain, &st);
-	if ((r = vcache_get(key, &st)) >= 0)
-		return r ? -EACCES : 0;
-	if ((v = xf_config_get(cfg, "services", "verdict-timeout-ms")))
-		tmo = strtoul(v, NULL, 10);
-	deadline = mono_ms() + (int64_t)(tmo ? tmo : 2000);
 
 	/* the export-relative path, for the plugin's information */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
@@ -281,15 +274,50 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 	if ((rfd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
 		return on_open ? fail_policy(cfg, domain, "cannot reopen file")
 			       : 0;
+	if (bk_is_worker()) {
+		r = bk_worker_verdict(tag, path, rfd, open_flags, on_open);
+		if (r != 0 && r != -EACCES)
+			r = on_open ? fail_policy(cfg, domain, "the xenfsd "
+						  "parent did not answer") : 0;
+	} else
+		r = bk_verdict_decide(domain, tag, path, rfd, &st, open_flags,
+				      on_open);
+	close(rfd);
+	return r;
+}
+
+int bk_verdict_decide(const char *domain, const char *tag, const char *path,
+		      int rfd, const struct stat *st, uint32_t open_flags,
+		      int on_open)
+{
+	const struct xf_config *cfg = bk_srv.cfg;
+	char svcdir[PATH_MAX], sock[PATH_MAX + 300];
+	struct xf_verdict_msg m;
+	DIR *d;
+	struct dirent *de;
+	int64_t deadline;
+	uint64_t key;
+	int nsock = 0, deny = 0, failed = 0, r;
+	unsigned long tmo = 2000;
+	const char *v;
+
+	if (cfg == NULL)
+		return 0;
+	key = vkey(domain, st);
+	if ((r = vcache_get(key, st)) >= 0)
+		return r ? -EACCES : 0;
+	if ((v = xf_config_get(cfg, "services", "verdict-timeout-ms")))
+		tmo = strtoul(v, NULL, 10);
+	deadline = mono_ms() + (int64_t)(tmo ? tmo : 2000);
 
 	memset(&m, 0, sizeof(m));
 	m.magic = XF_VERDICT_MAGIC;
 	m.flags = open_flags;
-	m.dev = st.st_dev;
-	m.ino = st.st_ino;
-	m.size = (uint64_t)st.st_size;
-	m.ctime_sec = st.st_ctim.tv_sec;
-	m.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	m.dev = st->st_dev;
+	m.ino = st->st_ino;
+	m.size = (uint64_t)st->st_size;
+	m.ctime_sec = st->st_ctim.tv_sec;
+	m.ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
 	m.domain_len = (uint16_t)strnlen(domain, 255);
 	m.export_len = (uint16_t)strnlen(tag, 255);
 	m.path_len = (uint32_t)strnlen(path, XF_VERDICT_STR_MAX);
@@ -320,9 +348,8 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 		}
 		closedir(d);
 	}
-	close(rfd);
 	if (deny) {
-		vcache_put(key, &st, 1);
+		vcache_put(key, st, 1);
 		log_info("dom %s: open of %s:%s denied by verdict", domain,
 			 tag, path);
 		return -EACCES;
@@ -343,6 +370,6 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 					   "services host not running");
 		return 0;
 	}
-	vcache_put(key, &st, 0);
+	vcache_put(key, st, 0);
 	return 0;
 }

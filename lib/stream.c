@@ -313,6 +313,15 @@ static size_t rec_encode(const struct xenfs_event *ev, unsigned char *buf)
 	return (size_t)(p - buf);
 }
 
+size_t xf_stream_encode(const struct xenfs_event *ev, void *buf)
+{
+	unsigned char tmp[sizeof(struct xenfs_rec_header) + XENFS_REC_MAX];
+	size_t len = rec_encode(ev, tmp) - sizeof(struct xenfs_rec_header);
+
+	memcpy(buf, tmp + sizeof(struct xenfs_rec_header), len);
+	return len;
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;

@@ -128,6 +128,12 @@ int xf_stream_head_seq(const char *dir, uint64_t *head);
 int xf_stream_read_cursor(const char *dir, const char *consumer,
 			  uint64_t *seq);
 
+/* Encode ev's record payload (no header, no seq assigned yet) into buf,
+ * which holds XENFS_REC_MAX bytes; returns its length.  Strings longer
+ * than the record allows are cut.  xenfsd's workers ship events to the
+ * parent this way; xf_stream_decode() reverses it. */
+size_t xf_stream_encode(const struct xenfs_event *ev, void *buf);
+
 /* Decode one record payload (len bytes) into a malloc'ed event. */
 int xf_stream_decode(const void *payload, size_t len,
 		     struct xenfs_event **evp);
