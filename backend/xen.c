@@ -10,16 +10,32 @@
  * it created when the domain goes away.  devid is the export's index in
  * the configuration, so a tag keeps its devid across guest reboots.
  *
+ * Privilege separation (bk.h, issue 8): unless --no-sandbox, this device
+ * manager runs in xenfsd's privileged parent, which never maps guest
+ * memory.  There dev_connect only reads the frontend's offer from
+ * xenstore (xf_xen_back_read_offer) and hands it to the domain's worker
+ * process with bk_priv_adopt_xen; the worker calls bk_xen_adopt (below),
+ * which maps the offer (xf_xen_back_map_offer) and serves it.  The
+ * parent's struct bk_conn is then a proxy whose on_close may run after
+ * bk_conn_stop returned (the worker is asked to stop and answers later):
+ * the device keeps d->conn until on_close, and a device removed meanwhile
+ * is freed by on_close.  With --no-sandbox, one process does both
+ * (xf_xen_back_accept + bk_conn_start) and on_close runs inside
+ * bk_conn_stop.  A worker never speaks xenstore: bk_xen_start is not
+ * called there.
+ *
  * Concurrency: everything here runs on the main thread, from the event
- * loop callback on the xenstore descriptor, from bk_xen_* and from
- * bk_conn_start's on_close (also main thread).  The xen transport's
+ * loop callback on the xenstore descriptor, from bk_xen_* and from the
+ * connections' on_close (also main thread).  The xen transport's
  * connection (lib/transport_xen.c) is handed to bk_conn_start, which owns
- * it from then on; its workers never touch this file's state.
+ * it from then on; its queue threads never touch this file's state.
  *
  * Trust boundary: the frontend's directory is written by the guest.  Its
  * state is parsed strictly; anything else goes through
- * xf_xen_back_accept(), which validates it like any guest input.  A guest
- * that misbehaves only gets its own device refused (error node, Closing).
+ * xf_xen_back_read_offer(), which validates it like any guest input, and
+ * xf_xen_back_map_offer() checks the offer again in the process that maps
+ * it.  A guest that misbehaves only gets its own device refused (error
+ * node, Closing).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -259,25 +275,33 @@ static void dev_remove(struct xdev *d)
 
 /* ---- connections ---- */
 
+/*
+ * The connection ended (with privilege separation possibly well after
+ * bk_conn_stop returned).  The mapped/bound counts are this process's:
+ * only meaningful where the mapping happens, so the parent of workers
+ * leaves them to the worker's own log line (adopt_on_close).
+ */
 static void dev_on_close(struct bk_conn *c, void *arg)
 {
 	struct xdev *d = arg;
 	uint64_t pages, ports;
+	char counts[96] = "";
 
 	(void)c;
 	d->conn = NULL;
-	xf_xen_back_counts(&pages, &ports);
+	if (!bk_priv_on()) {
+		xf_xen_back_counts(&pages, &ports);
+		snprintf(counts, sizeof(counts), "; still mapped %" PRIu64
+			 " pages, bound %" PRIu64 " ports", pages, ports);
+	}
 	if (d->dying || d->dom == NULL) {
-		log_info("xen: device %s closed; still mapped %" PRIu64
-			 " pages, bound %" PRIu64 " ports", d->be, pages,
-			 ports);
+		log_info("xen: device %s closed%s", d->be, counts);
 		if (d->dom == NULL)
 			dev_free(d);
 		return;
 	}
-	log_info("xen: dom %u dev %u: disconnected; still mapped %" PRIu64
-		 " pages, bound %" PRIu64 " ports", d->dom->domid, d->devid,
-		 pages, ports);
+	log_info("xen: dom %u dev %u: disconnected%s", d->dom->domid,
+		 d->devid, counts);
 	dev_set_state(d, XF_XB_CLOSED);
 	/* The frontend may already have moved on (Closed, or a new
 	 * Initialising after a crash): re-evaluate. */
@@ -287,11 +311,12 @@ static void dev_on_close(struct bk_conn *c, void *arg)
 static void dev_connect(struct xdev *d)
 {
 	const struct xf_global *g = &xen.cfg->global;
+	struct xf_xen_offer offer;
 	struct xf_conn *xc = NULL;
 	enum xf_access acc;
 	uint32_t flags = 0;
 	char err[256];
-	int rc, ro;
+	int rc, ro, priv = bk_priv_on();
 
 	acc = xf_policy_access(xen.cfg, d->dom->name, d->tag);
 	if (acc == XF_ACCESS_NONE) {
@@ -299,9 +324,16 @@ static void dev_connect(struct xdev *d)
 		return;
 	}
 	err[0] = '\0';
-	rc = xf_xen_back_accept(xen.xs, d->dom->domid, d->fe,
-				g->max_queues, g->max_region, &xc, &flags,
-				err, sizeof(err));
+	if (priv) {
+		/* The parent reads; the domain's worker maps. */
+		rc = xf_xen_back_read_offer(xen.xs, d->dom->domid, d->fe,
+					    g->max_queues, g->max_region,
+					    &offer, err, sizeof(err));
+		flags = offer.flags;
+	} else
+		rc = xf_xen_back_accept(xen.xs, d->dom->domid, d->fe,
+					g->max_queues, g->max_region, &xc,
+					&flags, err, sizeof(err));
 	if (rc < 0) {
 		dev_fail(d, -rc, err);
 		return;
@@ -321,17 +353,36 @@ static void dev_connect(struct xdev *d)
 	}
 	(void)xs_rm(xen.xs, XBT_NULL, (snprintf(err, sizeof(err), "%s/%s",
 					       d->be, XF_XK_ERROR), err));
-	rc = bk_conn_start(xc, d->dom->name, d->dom->domid, d->tag, ro,
-			   dev_on_close, d, &d->conn);
-	if (rc < 0) {
-		d->conn = NULL;
-		dev_fail(d, -rc, "cannot start serving the connection");
-		return;
+	if (priv) {
+		/* Returns once the worker mapped the region and bound the
+		 * ports (or failed): only then may the frontend see
+		 * Connected, which lets it unshare the directory. */
+		err[0] = '\0';
+		rc = bk_priv_adopt_xen(d->dom->name, d->dom->domid, d->tag,
+				       ro, &offer, dev_on_close, d, &d->conn,
+				       err, sizeof(err));
+		if (rc < 0) {
+			d->conn = NULL;
+			dev_fail(d, -rc, err[0] ? err : "the domain's worker "
+				 "cannot serve the connection");
+			return;
+		}
+	} else {
+		offer.layout = xc->layout;
+		rc = bk_conn_start(xc, d->dom->name, d->dom->domid, d->tag,
+				   ro, dev_on_close, d, &d->conn);
+		if (rc < 0) {
+			d->conn = NULL;
+			dev_fail(d, -rc, "cannot start serving the "
+				 "connection");
+			return;
+		}
 	}
 	log_info("xen: dom %u (%s) dev %u: connected, export %s %s, %u "
-		 "queues, %" PRIu64 " pages", d->dom->domid, d->dom->name,
-		 d->devid, d->tag, ro ? "ro" : "rw", xc->layout.nr_queues,
-		 xenfs_region_pages(&xc->layout));
+		 "queues, %" PRIu64 " pages%s", d->dom->domid, d->dom->name,
+		 d->devid, d->tag, ro ? "ro" : "rw", offer.layout.nr_queues,
+		 xenfs_region_pages(&offer.layout),
+		 priv ? ", served by its worker" : "");
 	dev_set_state(d, XF_XB_CONNECTED);
 }
 
@@ -450,10 +501,15 @@ static void dom_remove(struct xdom *m)
 	snprintf(path, sizeof(path), "/local/domain/0/backend/xenfs/%u",
 		 m->domid);
 	(void)xs_rm(xen.xs, XBT_NULL, path);
-	xf_xen_back_counts(&pages, &ports);
-	log_info("xen: dom %u (%s) gone; xen transport now maps %" PRIu64
-		 " pages, binds %" PRIu64 " ports", m->domid, m->name, pages,
-		 ports);
+	if (bk_priv_on())
+		log_info("xen: dom %u (%s) gone; its worker unmaps its "
+			 "connections", m->domid, m->name);
+	else {
+		xf_xen_back_counts(&pages, &ports);
+		log_info("xen: dom %u (%s) gone; xen transport now maps %"
+			 PRIu64 " pages, binds %" PRIu64 " ports", m->domid,
+			 m->name, pages, ports);
+	}
 	free(m->name);
 	free(m);
 }
@@ -650,4 +706,76 @@ void bk_xen_stop(void)
 	xen.nname_watched = 0;
 	xs_close(xen.xs);
 	xen.xs = NULL;
+}
+
+/* ---- worker side (a domain's worker process, main thread) ---- */
+
+struct adopted {
+	uint32_t domid;
+	char domain[64];
+	char tag[64];
+};
+
+/* The connection ended in this worker: say what the process still maps
+ * (the tests' leak check reads this line). */
+static void adopt_on_close(struct bk_conn *c, void *arg)
+{
+	struct adopted *a = arg;
+	uint64_t pages, ports;
+
+	(void)c;
+	xf_xen_back_counts(&pages, &ports);
+	log_info("xen: dom %u (%s) export %s: connection ended; worker "
+		 "still maps %" PRIu64 " pages, binds %" PRIu64 " ports",
+		 a->domid, a->domain, a->tag, pages, ports);
+	free(a);
+}
+
+int bk_xen_adopt(const char *domain, uint32_t domid, const char *tag,
+		 int readonly, const struct xf_xen_offer *offer, char *err,
+		 size_t errlen)
+{
+	const struct xf_global *g = &bk_srv.cfg->global;
+	struct xf_conn *xc = NULL;
+	struct adopted *a;
+	enum xf_access acc;
+	int rc;
+
+	/* The parent checked all this; a worker trusts it no further than
+	 * it must (its own config, its own checks of the offer). */
+	acc = xf_policy_access(bk_srv.cfg, domain, tag);
+	if (acc == XF_ACCESS_NONE) {
+		snprintf(err, errlen, "export %s not accessible to %s", tag,
+			 domain);
+		return -EACCES;
+	}
+	if (offer->domid != domid) {
+		snprintf(err, errlen, "offer of dom %u handed over for dom "
+			 "%u", offer->domid, domid);
+		return -EINVAL;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	a->domid = domid;
+	snprintf(a->domain, sizeof(a->domain), "%s", domain);
+	snprintf(a->tag, sizeof(a->tag), "%s", tag);
+	rc = xf_xen_back_map_offer(offer, g->max_queues, g->max_region, &xc,
+				   err, errlen);
+	if (rc < 0) {
+		free(a);
+		return rc;
+	}
+	rc = bk_conn_start(xc, domain, domid, tag,
+			   readonly || acc == XF_ACCESS_RO, adopt_on_close, a,
+			   NULL);
+	if (rc < 0) {
+		/* bk_conn_start destroyed xc (unmapped, unbound) */
+		free(a);
+		snprintf(err, errlen, "cannot start serving the connection: "
+			 "%s", strerror(-rc));
+		return rc;
+	}
+	return 0;
 }

@@ -13,7 +13,13 @@
  * blkif's indirect descriptors.  The backend copies the directory out
  * once and unmaps it; the frontend unshares it when Connected.
  *
- * Concurrency: connect/accept/destroy run on one thread (the caller's
+ * The backend's accept is split in two so that xenfsd's privileged parent
+ * never maps guest memory: xf_xen_back_read_offer() (xenstore only, in
+ * the parent) fills a flat struct xf_xen_offer that is sent to the
+ * domain's worker process, where xf_xen_back_map_offer() checks it again
+ * and maps it.  xf_xen_back_accept() does both in one process.
+ *
+ * Concurrency: connect/accept/map/destroy run on one thread (the caller's
  * main thread).  notify/event_fd/event_ack of queue q are used only by
  * q's worker; each queue has its own xenevtchn handle, so they never
  * share state.  peer_fd/peer_check (frontend) run on the main thread.
@@ -741,55 +747,143 @@ void xf_xen_back_counts(uint64_t *pages, uint64_t *ports)
 	*ports = back_ports;
 }
 
-/* Copy the refs out of the (read-only mapped) reference directory. */
-static int back_read_dir(struct xen_priv *p, struct xs_handle *xs,
-			 const char *fe, uint32_t *refs, char *err,
-			 size_t errlen)
+/*
+ * Check an offer: everything in it came from the guest, possibly through
+ * another process.  0, or -errno with err filled.
+ */
+static int back_check_offer(const struct xf_xen_offer *o,
+			    uint32_t max_queues, uint64_t max_region,
+			    char *err, size_t errlen)
 {
-	uint32_t dirrefs[XENFS_MAX_QUEUES * 64], i;
-	char key[32];
-	void *dir;
+	const char *why = NULL;
+	uint64_t pages;
 
-	if (p->ndir > sizeof(dirrefs) / sizeof(dirrefs[0])) {
-		xen_errf(err, errlen, "too many directory pages");
+	if (o->domid == 0 || o->domid > 0x7fef) {
+		xen_errf(err, errlen, "invalid domid %u", o->domid);
+		return -EINVAL;
+	}
+	if ((o->flags & ~XF_XEN_F_KNOWN) != 0) {
+		xen_errf(err, errlen, "unknown flags 0x%x", o->flags);
+		return -EPROTO;
+	}
+	if (xf_layout_check(&o->layout, max_region, &why) < 0 ||
+	    o->layout.nr_queues > max_queues) {
+		xen_errf(err, errlen, "layout refused: %s",
+			 why ? why : "too many queues");
+		return -EINVAL;
+	}
+	pages = xenfs_region_pages(&o->layout);
+	if (o->npages != pages) {
+		xen_errf(err, errlen, "region-pages %u does not match the "
+			 "layout (%" PRIu64 ")", o->npages, pages);
+		return -EPROTO;
+	}
+	if (pages > XF_XEN_OFFER_MAX_DIR * XF_XEN_REFS_PER_PAGE) {
+		xen_errf(err, errlen, "region of %" PRIu64 " pages exceeds "
+			 "the %llu MiB the Xen transport supports (lower "
+			 "[global] max-region)", pages,
+			 XF_XEN_OFFER_MAX_REGION >> 20);
 		return -E2BIG;
 	}
-	for (i = 0; i < p->ndir; i++) {
+	if (o->ndir != (pages + XF_XEN_REFS_PER_PAGE - 1) /
+	    XF_XEN_REFS_PER_PAGE) {
+		xen_errf(err, errlen, "%u reference directory pages for %"
+			 PRIu64 " region pages", o->ndir, pages);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int xf_xen_back_read_offer(struct xs_handle *xs, uint32_t domid,
+			   const char *fe, uint32_t max_queues,
+			   uint64_t max_region, struct xf_xen_offer *o,
+			   char *err, size_t errlen)
+{
+	uint32_t ver, i;
+	char key[32];
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->domid = domid;
+	/* Everything below comes from the guest. */
+	if (xs_get_u32(xs, fe, XF_XK_VERSION, UINT32_MAX, &ver) < 0 ||
+	    ver != XENFS_PROTO_VERSION) {
+		xen_errf(err, errlen, "missing or unsupported version");
+		return -EPROTONOSUPPORT;
+	}
+	if (xs_get_u32(xs, fe, XF_XK_NUM_QUEUES, XENFS_MAX_QUEUES,
+		       &o->layout.nr_queues) < 0 ||
+	    xs_get_u32(xs, fe, XF_XK_RING_ORDER, XENFS_MAX_RING_ORDER,
+		       &o->layout.ring_order) < 0 ||
+	    xs_get_u32(xs, fe, XF_XK_BUF_SIZE, XENFS_MAX_BUF_SIZE,
+		       &o->layout.buf_size) < 0 ||
+	    xs_get_u32(xs, fe, XF_XK_FLAGS, XF_XEN_F_KNOWN, &o->flags) < 0 ||
+	    xs_get_u32(xs, fe, XF_XK_REGION_PAGES, UINT32_MAX,
+		       &o->npages) < 0) {
+		xen_errf(err, errlen, "missing or invalid num-queues, "
+			 "ring-order, buf-size, flags or region-pages");
+		return -EPROTO;
+	}
+	/* ndir follows from the layout (checked below with the rest). */
+	o->ndir = (uint32_t)((xenfs_region_pages(&o->layout) +
+			      XF_XEN_REFS_PER_PAGE - 1) /
+			     XF_XEN_REFS_PER_PAGE);
+	if ((rc = back_check_offer(o, max_queues, max_region, err,
+				   errlen)) < 0)
+		return rc;
+	for (i = 0; i < o->ndir; i++) {
 		snprintf(key, sizeof(key), XF_XK_REF_DIR_FMT, i);
-		if (xs_get_u32(xs, fe, key, UINT32_MAX, &dirrefs[i]) < 0) {
+		if (xs_get_u32(xs, fe, key, UINT32_MAX, &o->dir_refs[i]) < 0) {
 			xen_errf(err, errlen, "missing or invalid %s", key);
 			return -EPROTO;
 		}
 	}
-	dir = xengnttab_map_domain_grant_refs(p->xgt, p->ndir, p->peer,
+	for (i = 0; i < o->layout.nr_queues; i++) {
+		snprintf(key, sizeof(key), XF_XK_EVTCHN_FMT, i);
+		if (xs_get_u32(xs, fe, key, UINT32_MAX, &o->ports[i]) < 0) {
+			xen_errf(err, errlen, "missing or invalid %s", key);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+/* Copy the refs out of the (read-only mapped) reference directory. */
+static int back_read_dir(struct xen_priv *p, const struct xf_xen_offer *o,
+			 uint32_t *refs, char *err, size_t errlen)
+{
+	uint32_t dirrefs[XF_XEN_OFFER_MAX_DIR];
+	void *dir;
+
+	memcpy(dirrefs, o->dir_refs, o->ndir * sizeof(dirrefs[0]));
+	dir = xengnttab_map_domain_grant_refs(p->xgt, o->ndir, p->peer,
 					      dirrefs, PROT_READ);
 	if (dir == NULL) {
 		xen_errf(err, errlen, "cannot map %u reference directory "
-			 "pages: %s", p->ndir, strerror(errno));
+			 "pages: %s", o->ndir, strerror(errno));
 		return -EFAULT;
 	}
 	/* One copy; only the private array is used from here on. */
 	memcpy(refs, dir, p->npages * sizeof(*refs));
-	if (xengnttab_unmap(p->xgt, dir, p->ndir) < 0)
+	if (xengnttab_unmap(p->xgt, dir, o->ndir) < 0)
 		log_warn("xen: dom %u: unmap of the reference directory",
 			 p->peer);
 	return 0;
 }
 
-int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
-		       const char *fe, uint32_t max_queues,
-		       uint64_t max_region, struct xf_conn **out,
-		       uint32_t *flags, char *err, size_t errlen)
+int xf_xen_back_map_offer(const struct xf_xen_offer *o, uint32_t max_queues,
+			  uint64_t max_region, struct xf_conn **out, char *err,
+			  size_t errlen)
 {
 	struct xf_conn *c = NULL;
 	struct xen_priv *p = NULL;
-	struct xenfs_layout l = { 0 };
-	uint32_t ver, fl, rpages, *refs = NULL, i, rport;
-	const char *why = NULL;
-	char key[32];
+	uint32_t *refs = NULL, i;
 	int rc;
 
 	*out = NULL;
+	if ((rc = back_check_offer(o, max_queues, max_region, err,
+				   errlen)) < 0)
+		return rc;
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (c = calloc(1, sizeof(*c))) == NULL) {
 		rc = -ENOMEM;
@@ -797,50 +891,14 @@ int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 		goto fail;
 	}
 	p->side = XEN_BACK;
-	p->peer = domid;
+	p->peer = o->domid;
 	c->priv = p;
 	c->ops = &xen_back_ops;
-
-	/* Everything below comes from the guest. */
-	if (xs_get_u32(xs, fe, XF_XK_VERSION, UINT32_MAX, &ver) < 0 ||
-	    ver != XENFS_PROTO_VERSION) {
-		rc = -EPROTONOSUPPORT;
-		xen_errf(err, errlen, "missing or unsupported version");
-		goto fail;
-	}
-	if (xs_get_u32(xs, fe, XF_XK_NUM_QUEUES, XENFS_MAX_QUEUES,
-		       &l.nr_queues) < 0 ||
-	    xs_get_u32(xs, fe, XF_XK_RING_ORDER, XENFS_MAX_RING_ORDER,
-		       &l.ring_order) < 0 ||
-	    xs_get_u32(xs, fe, XF_XK_BUF_SIZE, XENFS_MAX_BUF_SIZE,
-		       &l.buf_size) < 0 ||
-	    xs_get_u32(xs, fe, XF_XK_FLAGS, XF_XEN_F_KNOWN, &fl) < 0 ||
-	    xs_get_u32(xs, fe, XF_XK_REGION_PAGES, UINT32_MAX, &rpages) < 0) {
-		rc = -EPROTO;
-		xen_errf(err, errlen, "missing or invalid num-queues, "
-			 "ring-order, buf-size, flags or region-pages");
-		goto fail;
-	}
-	if (xf_layout_check(&l, max_region, &why) < 0 ||
-	    l.nr_queues > max_queues) {
-		rc = -EINVAL;
-		xen_errf(err, errlen, "layout refused: %s",
-			 why ? why : "too many queues");
-		goto fail;
-	}
-	if (rpages != xenfs_region_pages(&l)) {
-		rc = -EPROTO;
-		xen_errf(err, errlen, "region-pages %u does not match the "
-			 "layout (%" PRIu64 ")", rpages,
-			 xenfs_region_pages(&l));
-		goto fail;
-	}
-	c->layout = l;
-	c->size = xenfs_region_size(&l);
-	p->nq = l.nr_queues;
-	p->npages = rpages;
-	p->ndir = (uint32_t)((p->npages + XF_XEN_REFS_PER_PAGE - 1) /
-			     XF_XEN_REFS_PER_PAGE);
+	c->layout = o->layout;
+	c->size = xenfs_region_size(&o->layout);
+	p->nq = o->layout.nr_queues;
+	p->npages = o->npages;
+	p->ndir = o->ndir;
 
 	if ((refs = calloc(p->npages, sizeof(*refs))) == NULL) {
 		rc = -ENOMEM;
@@ -853,10 +911,10 @@ int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 			 strerror(errno));
 		goto fail;
 	}
-	if ((rc = back_read_dir(p, xs, fe, refs, err, errlen)) < 0)
+	if ((rc = back_read_dir(p, o, refs, err, errlen)) < 0)
 		goto fail;
 	c->base = xengnttab_map_domain_grant_refs(p->xgt, (uint32_t)p->npages,
-						  domid, refs,
+						  p->peer, refs,
 						  PROT_READ | PROT_WRITE);
 	if (c->base == NULL) {
 		rc = -EFAULT;
@@ -876,23 +934,18 @@ int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 		xenevtchn_port_or_error_t port;
 		struct pollfd pfd;
 
-		snprintf(key, sizeof(key), XF_XK_EVTCHN_FMT, i);
-		if (xs_get_u32(xs, fe, key, UINT32_MAX, &rport) < 0) {
-			rc = -EPROTO;
-			xen_errf(err, errlen, "missing or invalid %s", key);
-			goto fail;
-		}
 		if ((p->xce[i] = xenevtchn_open(NULL, 0)) == NULL) {
 			rc = -errno;
 			xen_errf(err, errlen, "cannot open /dev/xen/evtchn: "
 				 "%s", strerror(errno));
 			goto fail;
 		}
-		port = xenevtchn_bind_interdomain(p->xce[i], domid, rport);
+		port = xenevtchn_bind_interdomain(p->xce[i], p->peer,
+						  o->ports[i]);
 		if (port < 0) {
 			rc = -errno;
-			xen_errf(err, errlen, "cannot bind %s=%u: %s", key,
-				 rport, strerror(errno));
+			xen_errf(err, errlen, "cannot bind " XF_XK_EVTCHN_FMT
+				 "=%u: %s", i, o->ports[i], strerror(errno));
 			goto fail;
 		}
 		p->lport[i] = (evtchn_port_t)port;
@@ -910,7 +963,6 @@ int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 		}
 	}
 	free(refs);
-	*flags = fl;
 	*out = c;
 	return 0;
 
@@ -922,5 +974,30 @@ fail:
 		free(p);
 		free(c);
 	}
+	return rc;
+}
+
+int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
+		       const char *fe, uint32_t max_queues,
+		       uint64_t max_region, struct xf_conn **out,
+		       uint32_t *flags, char *err, size_t errlen)
+{
+	struct xf_xen_offer *o;
+	int rc;
+
+	*out = NULL;
+	/* ~1 KiB: off the stack, like the rest of the connection state */
+	if ((o = malloc(sizeof(*o))) == NULL) {
+		xen_errf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = xf_xen_back_read_offer(xs, domid, fe, max_queues, max_region, o,
+				    err, errlen);
+	if (rc == 0)
+		rc = xf_xen_back_map_offer(o, max_queues, max_region, out,
+					   err, errlen);
+	if (rc == 0)
+		*flags = o->flags;
+	free(o);
 	return rc;
 }

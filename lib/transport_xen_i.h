@@ -71,16 +71,62 @@ enum xf_xenbus_state {
 int xf_xen_parse_u32(const char *s, uint32_t max, uint32_t *out);
 
 /*
- * Backend: accept the frontend whose directory is fe_path (domain domid).
- * Reads and validates every value the frontend published (version,
+ * Largest reference directory an offer carries: enough for the largest
+ * region xenfs.conf allows ([global] max-region <= 1 GiB, policy/config.c).
+ * A layout needing more is refused whatever max_region says.
+ */
+#define XF_XEN_OFFER_MAX_REGION	(1ull << 30)
+#define XF_XEN_OFFER_MAX_DIR	\
+	(XF_XEN_OFFER_MAX_REGION / XENFS_PAGE_SIZE / XF_XEN_REFS_PER_PAGE)
+
+/*
+ * What a frontend offered, as read from its xenstore directory: the
+ * layout, the grant refs of the reference directory and one port per
+ * queue.  Flat (no pointers): xenfsd's privileged parent reads it and
+ * sends it as raw bytes to the domain's worker process, which maps it.
+ * The receiver must treat it as untrusted (xf_xen_back_map_offer checks
+ * every field again).
+ */
+struct xf_xen_offer {
+	uint32_t domid;
+	uint32_t flags;			/* asked by the frontend: XF_XEN_F_* */
+	struct xenfs_layout layout;
+	uint32_t npages;		/* region pages, = the layout's */
+	uint32_t ndir;			/* reference directory pages */
+	uint32_t dir_refs[XF_XEN_OFFER_MAX_DIR];
+	uint32_t ports[XENFS_MAX_QUEUES];	/* frontend's unbound ports */
+};
+_Static_assert(XF_XEN_OFFER_MAX_DIR == 256, "1 GiB of refs in 256 pages");
+
+/*
+ * Backend, step 1 (no grant or event channel touched): read and validate
+ * every value the frontend of domain domid published in fe_path (version,
  * layout against max_queues and max_region, page count, directory grants,
- * ports), maps the reference directory read-only, copies the refs out,
- * unmaps it, maps the whole region as one contiguous range, checks the
- * control page's magic and binds one interdomain port per queue (the
- * spurious first event of each bind is drained).  On success *out is a
- * connection (peer_fd -1: backend/xen.c watches the frontend state) and
- * *flags the flags the frontend asked for; on failure -errno with err
- * filled for the frontend's error node and the log.  Main thread.
+ * ports) into *o.  0, or -errno with err filled for the frontend's error
+ * node and the log.
+ */
+int xf_xen_back_read_offer(struct xs_handle *xs, uint32_t domid,
+			   const char *fe_path, uint32_t max_queues,
+			   uint64_t max_region, struct xf_xen_offer *o,
+			   char *err, size_t errlen);
+
+/*
+ * Backend, step 2 (no xenstore): check every field of o again (it may
+ * have crossed a process boundary), map the reference directory
+ * read-only, copy the refs out, unmap it, map the whole region as one
+ * contiguous range, check the control page's magic and bind one
+ * interdomain port per queue (the spurious first event of each bind is
+ * drained).  On success *out is a connection (peer_fd -1: whoever speaks
+ * xenstore watches the frontend's state); on failure -errno with err
+ * filled.  Main thread of the process that serves the connection.
+ */
+int xf_xen_back_map_offer(const struct xf_xen_offer *o, uint32_t max_queues,
+			  uint64_t max_region, struct xf_conn **out, char *err,
+			  size_t errlen);
+
+/*
+ * Backend, both steps in one process (xenfsd --no-sandbox, the probe):
+ * read the offer, map it; *flags are the flags the frontend asked for.
  */
 int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 		       const char *fe_path, uint32_t max_queues,
@@ -88,7 +134,8 @@ int xf_xen_back_accept(struct xs_handle *xs, uint32_t domid,
 		       uint32_t *flags, char *err, size_t errlen);
 
 /* Counters for leak checks in tests: live mapped pages and bound ports
- * held by backend-side connections of this process. */
+ * held by backend-side connections of this process (the one that called
+ * xf_xen_back_map_offer: a worker, or xenfsd with --no-sandbox). */
 void xf_xen_back_counts(uint64_t *pages, uint64_t *ports);
 
 #endif /* XF_TRANSPORT_XEN_I_H */

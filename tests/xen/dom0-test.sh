@@ -117,6 +117,30 @@ flog() {
 	return 0
 }
 gntmaps() { n=$(grep -c /dev/xen/gntdev /proc/$1/maps 2>/dev/null); echo "${n:-0}"; }
+# Privilege separation: unless xenfsd runs with --no-sandbox, its main
+# process never maps guest memory; each domain's worker process
+# ("xenfsd --worker NAME", a child in its own pid namespace) does.
+XENFSD_ARGS=$(cat /etc/xenfs/xenfsd-args 2>/dev/null)
+case " $XENFSD_ARGS " in *" --no-sandbox "*) SANDBOX=0 ;; *) SANDBOX=1 ;; esac
+workers_of() { pgrep -f "xenfsd --worker $1" 2>/dev/null; }
+# gntmaps of the processes that serve NAME: its workers, or xenfsd itself
+dom_gntmaps() {
+	if [ $SANDBOX = 0 ]; then gntmaps $XENFSD; return; fi
+	t=0; for w in $(workers_of $1); do t=$((t + $(gntmaps $w))); done
+	echo $t
+}
+# xen_clean NAME SECONDS: the process that mapped NAME's connections says
+# it maps and binds nothing any more after NAME went away: xenfsd itself
+# (--no-sandbox: its "gone" line), or NAME's worker, whose line for each
+# ended connection gives what that worker still maps.
+xen_clean() {
+	if [ $SANDBOX = 0 ]; then
+		flog /var/log/xenfsd.log "$1) gone; xen transport now maps 0 pages, binds 0 ports" $2
+		return
+	fi
+	flog /var/log/xenfsd.log "$1) gone" $2 &&
+	    flog /var/log/xenfsd.log "($1) export [^:]*: connection ended; worker still maps 0 pages, binds 0 ports" $2
+}
 stop_tails() { for t in $TAILS; do kill $t 2>/dev/null; done; TAILS=; }
 bad() { echo "XFT-FAIL-DETAIL $S $*"; R=FAIL; }
 
@@ -124,7 +148,7 @@ XENFSD=
 start_xenfsd() {
 	# as its systemd unit does (LimitNOFILE): max-fds per guest needs room
 	ulimit -n 65536
-	xenfsd -c /etc/xenfs/xenfs.conf -f -v > /var/log/xenfsd.log 2>&1 &
+	xenfsd -c /etc/xenfs/xenfs.conf -f -v $XENFSD_ARGS > /var/log/xenfsd.log 2>&1 &
 	XENFSD=$!
 	tail -f /var/log/xenfsd.log &
 	TAILS="$TAILS $!"
@@ -138,7 +162,9 @@ stop_xenfsd() {
 
 # ---------------------------------------------------------------- scenarios
 sc_probe() {
-	xenfs-xen-probe back /etc/xenfs/xenfs.conf > /var/log/probe.log 2>&1 &
+	# split: backend/xen.c takes the privileged parent's path (read the
+	# offer, hand its bytes over, map them), as in xenfsd's default mode
+	XFT_PROBE_SPLIT=1 xenfs-xen-probe back /etc/xenfs/xenfs.conf > /var/log/probe.log 2>&1 &
 	P=$!
 	tail -f /var/log/probe.log & TAILS="$TAILS $!"
 	flog /var/log/probe.log PROBE-BACK-READY 20 ||
@@ -152,7 +178,9 @@ sc_probe() {
 	    bad "unknown tag not refused with a clear message"
 	[ "$(grep -c 'PROBE-BACK-STOPPED.*pages=0 ports=0' /var/log/probe.log)" -ge 2 ] ||
 	    bad "backend kept grants or ports after the frontend closed"
-	flog /var/log/probe.log "vm1) gone; xen transport now maps 0 pages, binds 0 ports" 10 ||
+	grep -q "PROBE-BACK-SPLIT offer mapped" /var/log/probe.log ||
+	    bad "the probe did not take the split (parent reads, worker maps) path"
+	flog /var/log/probe.log "vm1) gone; its worker unmaps" 10 ||
 	    bad "vm1's devices not cleaned up"
 	[ -z "$(xenstore-ls /local/domain/0/backend/xenfs 2>/dev/null | grep -v '^ *$')" ] ||
 	    { bad "xenstore nodes left behind"; xenstore-ls /local/domain/0/backend/xenfs; }
@@ -161,8 +189,10 @@ sc_probe() {
 	glog vm2 PROBE-FRONT-HOLDING 120 || bad "vm2 did not connect"
 	n=$(gntmaps $P); echo "XFT probe backend has $n gntdev mappings while vm2 is connected"
 	[ "$n" -gt 0 ] || bad "no gntdev mapping while connected"
+	n0=$(grep -c 'PROBE-BACK-STOPPED.*pages=0 ports=0' /var/log/probe.log)
 	xl destroy vm2
-	flog /var/log/probe.log "vm2) gone; xen transport now maps 0 pages, binds 0 ports" 20 ||
+	flog /var/log/probe.log "vm2) gone" 20 || bad "vm2's devices not cleaned up"
+	[ "$(grep -c 'PROBE-BACK-STOPPED.*pages=0 ports=0' /var/log/probe.log)" -gt "$n0" ] ||
 	    bad "destroyed vm2 left grants or ports"
 	n=$(gntmaps $P); echo "XFT probe backend has $n gntdev mappings after destroy"
 	[ "$n" = 0 ] || bad "gntdev mappings left after destroy"
@@ -179,8 +209,7 @@ sc_basic() {
 	grep -q "over xenfs" /srv/shared/hello.txt || bad "hello.txt missing in dom0"
 	[ -n "$md5" ] && [ "$(md5sum < /srv/shared/dir/sub/big2 | cut -d' ' -f1)" = "$md5" ] ||
 	    bad "big file differs in dom0"
-	flog /var/log/xenfsd.log "vm1) gone; xen transport now maps 0 pages, binds 0 ports" 10 ||
-	    bad "xenfsd kept grants or ports"
+	xen_clean vm1 10 || bad "xenfsd kept grants or ports"
 	stop_xenfsd
 }
 
@@ -279,13 +308,19 @@ sc_share() {
 	touch /srv/shared/share/vm3-ok
 	gone vm1 120 "XFT-G share-rw end" || bad "vm1 did not finish"
 	glog vm3 "XFT-G share-ro HOLDING" 30 || bad "vm3 not holding its mount"
-	n=$(gntmaps $XENFSD); echo "XFT xenfsd has $n gntdev mappings while vm3 is mounted"
+	n=$(dom_gntmaps vm3); echo "XFT vm3's server ($([ $SANDBOX = 1 ] &&
+	    echo "worker $(workers_of vm3 | tr '\n' ' ')" || echo xenfsd)) has $n gntdev mappings while vm3 is mounted"
 	[ "$n" -gt 0 ] || bad "no gntdev mapping while vm3 is mounted"
+	if [ $SANDBOX = 1 ]; then
+		n=$(gntmaps $XENFSD); echo "XFT xenfsd's privileged parent has $n gntdev mappings"
+		[ "$n" = 0 ] || bad "xenfsd's parent maps guest memory"
+	fi
 	xl destroy vm3
-	flog /var/log/xenfsd.log "vm3) gone; xen transport now maps 0 pages, binds 0 ports" 20 ||
-	    bad "destroyed vm3 left grants or ports in xenfsd"
-	n=$(gntmaps $XENFSD); echo "XFT xenfsd has $n gntdev mappings after destroy"
+	xen_clean vm3 20 || bad "destroyed vm3 left grants or ports in xenfsd"
+	n=$(dom_gntmaps vm3); echo "XFT vm3's server has $n gntdev mappings after destroy"
 	[ "$n" = 0 ] || bad "gntdev mappings left after destroy"
+	n=$(gntmaps $XENFSD)
+	[ "$n" = 0 ] || bad "xenfsd has $n gntdev mappings after destroy"
 	# every guest is gone: dom0 must have no interdomain port to a domU
 	lsevtchn 0 2>/dev/null | grep "Interdomain" | grep -v "Remote Domain 0," > /tmp/ports
 	n=$(wc -l < /tmp/ports)

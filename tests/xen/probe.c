@@ -10,6 +10,13 @@
  *                                  xf_xen_front_connect, send N requests on
  *                                  every queue, check the echoes, close
  *
+ * With XFT_PROBE_SPLIT=1 in the environment the stub says it is a
+ * privileged parent (bk_priv_on), so backend/xen.c takes the path of
+ * xenfsd's parent: it only reads the offer (xf_xen_back_read_offer) and
+ * hands it to bk_priv_adopt_xen, which here sends the offer's bytes
+ * through a socketpair, as to a worker, and maps what comes out with
+ * xf_xen_back_map_offer.
+ *
  * Markers on stdout (PROBE-...) are what the harness checks.  Single
  * threaded: the stub loop polls xenstore and every queue's doorbell.
  */
@@ -19,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bk.h"
@@ -47,6 +55,49 @@ static struct {
 } fds[MAXFD];
 static int nfds;
 static volatile sig_atomic_t stop;
+static int split;			/* XFT_PROBE_SPLIT */
+
+struct bk_server bk_srv;
+
+int bk_priv_on(void)
+{
+	return split;
+}
+
+int bk_priv_adopt_xen(const char *domain, uint32_t domid, const char *tag,
+		      int readonly, const struct xf_xen_offer *offer,
+		      void (*on_close)(struct bk_conn *c, void *arg),
+		      void *arg, struct bk_conn **out, char *err,
+		      size_t errlen)
+{
+	const struct xf_global *g = &bk_srv.cfg->global;
+	struct xf_xen_offer *o = malloc(sizeof(*o));
+	struct xf_conn *xc;
+	int sv[2], rc;
+
+	if (o == NULL)
+		return -ENOMEM;
+	/* the bytes a worker would get */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(o);
+		return -errno;
+	}
+	if (write(sv[0], offer, sizeof(*offer)) != (ssize_t)sizeof(*offer) ||
+	    read(sv[1], o, sizeof(*o)) != (ssize_t)sizeof(*o)) {
+		snprintf(err, errlen, "offer lost in transit");
+		rc = -EIO;
+	} else
+		rc = xf_xen_back_map_offer(o, g->max_queues, g->max_region,
+					   &xc, err, errlen);
+	close(sv[0]);
+	close(sv[1]);
+	free(o);
+	if (rc < 0)
+		return rc;
+	printf("PROBE-BACK-SPLIT offer mapped\n");
+	return bk_conn_start(xc, domain, domid, tag, readonly, on_close, arg,
+			     out);
+}
 
 int bk_loop_add(int fd, uint32_t events, bk_loop_cb cb, void *arg)
 {
@@ -179,6 +230,9 @@ static int run_back(const char *conf)
 		fprintf(stderr, "probe: %s\n", err);
 		return 1;
 	}
+	bk_srv.cfg = cfg;
+	split = getenv("XFT_PROBE_SPLIT") != NULL &&
+		strcmp(getenv("XFT_PROBE_SPLIT"), "1") == 0;
 	signal(SIGTERM, on_sig);
 	signal(SIGINT, on_sig);
 	if (bk_xen_start(cfg) < 0 || nfds == 0) {
