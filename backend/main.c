@@ -16,6 +16,7 @@
  * here reads guest data.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -120,36 +121,62 @@ static void make_dirs(const struct xf_config *cfg)
 }
 
 /*
- * The text workers parse: the effective configuration as --print-config
- * prints it (the parser reads its own output back to the same config), so
- * parent and workers decide on the same values even if the file changes
- * on disk in between.
+ * Load the configuration from path, keeping its text in *textp (malloc'ed)
+ * for the workers: they parse the very bytes the parent parsed, so both
+ * decide on the same values even if the file changes on disk meanwhile.
  */
-static int priv_config_text(const struct xf_config *cfg, int init)
+static struct xf_config *load_config(const char *path, char **textp,
+				     size_t *lenp, char *err, size_t errlen)
 {
+	struct xf_config *cfg;
+	struct stat st;
 	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	int r;
+	ssize_t n;
+	int fd;
 
-	if (!f)
-		return -errno;
-	xf_config_print(cfg, f);
-	if (fclose(f) != 0) {
-		free(text);
-		return -ENOMEM;
+	*textp = NULL;
+	*lenp = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
 	}
-	r = init ? bk_priv_init(text, len) : bk_priv_set_config(text, len);
-	free(text);
-	return r;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (1 << 20)) {
+		snprintf(err, errlen, "%s: %s", path, S_ISREG(st.st_mode) ?
+			 "too large (1 MiB at most)" : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	if (!(text = malloc((size_t)st.st_size + 1))) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	n = xf_pread_full(fd, text, (size_t)st.st_size, 0);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror((int)-n));
+		free(text);
+		return NULL;
+	}
+	cfg = xf_config_parse(path, text, (size_t)n, err, errlen);
+	if (!cfg) {
+		free(text);
+		return NULL;
+	}
+	*textp = text;
+	*lenp = (size_t)n;
+	return cfg;
 }
 
 int bk_server_reload(char *err, size_t errlen)
 {
 	struct xf_config *ncfg, *old = bk_srv.cfg;
-	char e[512];
+	char e[512], *text;
+	size_t len;
+	int r;
 
-	ncfg = xf_config_load(config_path, e, sizeof(e));
+	ncfg = load_config(config_path, &text, &len, e, sizeof(e));
 	if (!ncfg) {
 		log_warnx("reload failed, keeping the current configuration: "
 			  "%s", e);
@@ -157,14 +184,16 @@ int bk_server_reload(char *err, size_t errlen)
 			snprintf(err, errlen, "%s", e);
 		return -EINVAL;
 	}
-	if (bk_priv_on() && priv_config_text(ncfg, 0) < 0) {
+	r = bk_priv_on() ? bk_priv_set_config(text, len) : 0;
+	free(text);
+	if (r < 0) {
 		log_warnx("reload failed, keeping the current configuration: "
-			  "cannot pass it to the workers");
+			  "cannot pass it to the workers: %s", strerror(-r));
 		if (err)
 			snprintf(err, errlen, "cannot pass the configuration "
-				 "to the workers");
+				 "to the workers: %s", strerror(-r));
 		xf_config_free(ncfg);
-		return -ENOMEM;
+		return r;
 	}
 	bk_srv.cfg = ncfg;
 	bk_local_reload(ncfg);
@@ -249,6 +278,8 @@ int main(int argc, char **argv)
 	int ch, check = 0, print = 0, verbose = 0, foreground = 0;
 	int no_sandbox = 0, r;
 	const char *worker = NULL;
+	char *cfg_text = NULL;
+	size_t cfg_len = 0;
 	struct xf_config *cfg;
 	char err[512];
 	sigset_t set;
@@ -301,7 +332,7 @@ int main(int argc, char **argv)
 		return bk_worker_main(worker);
 	}
 
-	cfg = xf_config_load(config_path, err, sizeof(err));
+	cfg = load_config(config_path, &cfg_text, &cfg_len, err, sizeof(err));
 	/* daemon() moves to /: reloads must find a relative -c path */
 	if (cfg && config_path[0] != '/') {
 		static char abspath[PATH_MAX];
@@ -312,6 +343,10 @@ int main(int argc, char **argv)
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	if (check || print) {
+		free(cfg_text);
+		cfg_text = NULL;
 	}
 	if (check) {
 		printf("configuration OK\n");
@@ -365,7 +400,7 @@ int main(int argc, char **argv)
 			  "processes, no namespaces, no Landlock, no seccomp, "
 			  "all capabilities); debugging only ***");
 	} else {
-		if ((r = priv_config_text(cfg, 1)) < 0) {
+		if ((r = bk_priv_init(cfg_text, cfg_len)) < 0) {
 			errno = -r;
 			fatal("configuration for the workers");
 		}
@@ -374,6 +409,8 @@ int main(int argc, char **argv)
 			 "exports, no_new_privs, Landlock, reduced "
 			 "capabilities, seccomp)");
 	}
+	free(cfg_text);
+	cfg_text = NULL;
 
 	if (bk_stream_start(cfg) < 0)
 		fatalx("cannot open the operation stream in %s",

@@ -77,6 +77,7 @@ struct bk_worker {
 	pthread_t stream_thr, misc_thr;
 	int nthreads;
 	char **tags, **paths;		/* exports in its namespace */
+	unsigned char *ro;		/* ... bound read-only */
 	size_t ntags;
 	int stale;			/* main thread */
 	int dead;			/* exited or killed */
@@ -140,6 +141,7 @@ static void worker_free(struct bk_worker *w)
 	}
 	free(w->tags);
 	free(w->paths);
+	free(w->ro);
 	free(w->domain);
 	free(w);
 }
@@ -157,19 +159,23 @@ static void worker_unref(struct bk_worker *w)
 
 /* The exports cfg lets domain use: the set its namespace is built from. */
 static int exports_of(const struct xf_config *cfg, const char *domain,
-		      char ***tags, char ***paths, size_t *n)
+		      char ***tags, char ***paths, unsigned char **ro,
+		      size_t *n)
 {
 	size_t i, k = 0;
 
 	*tags = calloc(cfg->nexports + 1, sizeof(char *));
 	*paths = calloc(cfg->nexports + 1, sizeof(char *));
-	if (!*tags || !*paths)
+	*ro = calloc(cfg->nexports + 1, 1);
+	if (!*tags || !*paths || !*ro)
 		goto oom;
 	for (i = 0; i < cfg->nexports; i++) {
 		const struct xf_export *e = &cfg->exports[i];
+		enum xf_access a = xf_policy_access(cfg, domain, e->tag);
 
-		if (xf_policy_access(cfg, domain, e->tag) == XF_ACCESS_NONE)
+		if (a == XF_ACCESS_NONE)
 			continue;
+		(*ro)[k] = a == XF_ACCESS_RO;
 		if (!((*tags)[k] = strdup(e->tag)) ||
 		    !((*paths)[k] = strdup(e->path))) {
 			k++;
@@ -187,7 +193,9 @@ oom:
 	}
 	free(*tags);
 	free(*paths);
+	free(*ro);
 	*tags = *paths = NULL;
+	*ro = NULL;
 	*n = 0;
 	return -ENOMEM;
 }
@@ -209,12 +217,15 @@ static int worker_fits(const struct bk_worker *w, const struct xf_config *cfg)
 
 	for (i = 0; i < cfg->nexports; i++) {
 		const struct xf_export *e = &cfg->exports[i];
+		enum xf_access a = xf_policy_access(cfg, w->domain, e->tag);
 
-		if (xf_policy_access(cfg, w->domain, e->tag) == XF_ACCESS_NONE)
+		if (a == XF_ACCESS_NONE)
 			continue;
+		/* same tag, same path, and not bound ro if now rw */
 		for (j = 0; j < w->ntags; j++)
 			if (!strcmp(w->tags[j], e->tag) &&
-			    !strcmp(w->paths[j], e->path))
+			    !strcmp(w->paths[j], e->path) &&
+			    (a == XF_ACCESS_RO || !w->ro[j]))
 				break;
 		if (j == w->ntags)
 			return 0;
@@ -515,7 +526,7 @@ static struct bk_worker *worker_spawn(const char *domain, char *err,
 	}
 	w->pidfd = -1;
 	w->refs = 1;
-	if (exports_of(bk_srv.cfg, domain, &w->tags, &w->paths,
+	if (exports_of(bk_srv.cfg, domain, &w->tags, &w->paths, &w->ro,
 		       &w->ntags) < 0) {
 		snprintf(err, errlen, "out of memory");
 		worker_free(w);

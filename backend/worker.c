@@ -155,7 +155,7 @@ static int do_reload(uint64_t id, const char *text, size_t len)
 	struct xf_config *ncfg, *old = bk_srv.cfg;
 	char err[512];
 
-	ncfg = xf_config_parse("configuration from xenfsd", text, len, err,
+	ncfg = xf_config_parse_checked("configuration from xenfsd", text, len, err,
 			       sizeof(err));
 	if (!ncfg)
 		return reply_msg(id, -EINVAL, err);
@@ -355,7 +355,7 @@ int bk_worker_main(const char *domain)
 			  domain);
 		return 1;
 	}
-	cfg = xf_config_parse("configuration from xenfsd", (char *)main_buf,
+	cfg = xf_config_parse_checked("configuration from xenfsd", (char *)main_buf,
 			      (size_t)n, err, sizeof(err));
 	if (!cfg) {
 		(void)reply_msg(h.id, -EINVAL, err);

@@ -91,6 +91,12 @@ struct xf_config *xf_config_load(const char *path, char *err, size_t errlen);
 /* Same, from a memory buffer (tests and the fuzzer); name is used in messages. */
 struct xf_config *xf_config_parse(const char *name, const char *text,
 				  size_t len, char *err, size_t errlen);
+/* The same for text whose directories were already checked where it was
+ * made (xenfsd's parent, for its workers, which see only their own
+ * exports): export paths are not looked up. */
+struct xf_config *xf_config_parse_checked(const char *name, const char *text,
+					  size_t len, char *err,
+					  size_t errlen);
 void xf_config_free(struct xf_config *cfg);
 
 /* Write the effective configuration, defaults included (--print-config). */

@@ -114,6 +114,30 @@ xf_fdcount()
 	echo "$n"
 }
 
+# xf_tree_fdcount PID: descriptors of xenfsd PID and of its per-domain
+# worker processes (its children) together.
+xf_tree_fdcount()
+{
+	local p n t=0
+	n=$(xf_fdcount "$1") || return 1
+	t=$n
+	for p in $(pgrep -P "$1"); do
+		n=$(xf_fdcount "$p") || continue
+		t=$((t + n))
+	done
+	echo "$t"
+}
+
+# xf_tree_taskcount PID: threads of xenfsd PID and of its workers.
+xf_tree_taskcount()
+{
+	local p t=0
+	for p in "$1" $(pgrep -P "$1"); do
+		t=$((t + $(ls "/proc/$p/task" 2>/dev/null | wc -l)))
+	done
+	echo "$t"
+}
+
 # ---- setup and cleanup ----
 
 xf_init()

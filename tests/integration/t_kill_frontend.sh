@@ -29,12 +29,16 @@ find_frontend()
 		    echo "${p#/proc/}"
 	done
 }
-fd_le() { [ "$(xf_fdcount "$B")" -le "$1" ]; }
+fd_le() { [ "$(xf_tree_fdcount "$B")" -le "$1" ]; }
 stat_err() { stat "$M" 2>&1 >/dev/null; }
 is_enotconn() { case $(stat_err) in *"not connected"*) return 0 ;; esac; return 1; }
 
+# one mount first, so that the domain's worker process exists (idle) in
+# the baseline: descriptors are counted over xenfsd and its workers
+xf_mount "$W/vm1.sock" shared "$M"
+xf_umount "$M"
 sleep 0.5
-base=$(xf_fdcount "$B") || xf_fail "cannot count xenfsd's descriptors"
+base=$(xf_tree_fdcount "$B") || xf_fail "cannot count xenfsd's descriptors"
 xf_log "xenfsd descriptors before any mount: $base"
 
 xf_mount "$W/vm1.sock" shared "$M"
@@ -43,7 +47,7 @@ echo survivor >"$M/held" || xf_fail "write through the mount"
 holder=$!
 sleep 0.3
 [ -e "/proc/$holder/fd/3" ] || xf_fail "holder did not open the file"
-mounted=$(xf_fdcount "$B")
+mounted=$(xf_tree_fdcount "$B")
 xf_log "xenfsd descriptors with the mount and an open file: $mounted"
 [ "$mounted" -gt "$base" ] ||
     xf_fail "descriptor count did not grow with a connection ($base -> $mounted)"
@@ -69,8 +73,8 @@ xf_is_mounted "$M" && xf_fail "still mounted after umount"
 ok "umount cleared the dead mount"
 
 xf_wait_until 5 fd_le "$base" ||
-    xf_fail "xenfsd descriptors did not return to $base (now $(xf_fdcount "$B"))"
-ok "xenfsd descriptors back to $(xf_fdcount "$B") (baseline $base)"
+    xf_fail "xenfsd descriptors did not return to $base (now $(xf_tree_fdcount "$B"))"
+ok "xenfsd descriptors back to $(xf_tree_fdcount "$B") (baseline $base)"
 new_log() { tail -n +"$((nlog + 1))" "$XF_LOG"; }
 xf_wait_until 5 sh -c "tail -n +$((nlog + 1)) '$XF_LOG' | grep -Eiq 'vm1.*(disconnect|closed|gone|lost|hang)'" ||
     xf_fail "xenfsd did not log vm1's disconnect; new log lines: $(new_log | tail -5)"
@@ -84,7 +88,7 @@ xf_assert_eq "$(cat "$EXP/after")" again "host content after remount"
 ok "remount works"
 xf_umount "$M"
 xf_wait_until 5 fd_le "$base" ||
-    xf_fail "descriptors after a clean umount: $(xf_fdcount "$B"), want $base"
+    xf_fail "descriptors after a clean umount: $(xf_tree_fdcount "$B"), want $base"
 
 # five more abrupt deaths, with writes in flight, must not leak
 for i in 1 2 3 4 5; do
@@ -102,10 +106,10 @@ for i in 1 2 3 4 5; do
 	wait "$holder" "$writer" 2>/dev/null
 	umount "$M" || umount -l "$M" || xf_fail "cycle $i: umount"
 	xf_wait_until 5 fd_le "$base" ||
-	    xf_fail "cycle $i: descriptors $(xf_fdcount "$B"), baseline $base"
+	    xf_fail "cycle $i: descriptors $(xf_tree_fdcount "$B"), baseline $base"
 done
 kill -0 "$B" || xf_fail "xenfsd died during the kill cycles"
-ok "5 more kill -9 cycles with I/O in flight: no descriptor leak ($(xf_fdcount "$B") <= $base)"
+ok "5 more kill -9 cycles with I/O in flight: no descriptor leak ($(xf_tree_fdcount "$B") <= $base)"
 xf_mount "$W/vm1.sock" shared "$M"
 xf_assert_eq "$(cat "$M/held")" survivor "content after the kill cycles"
 xf_umount "$M"

@@ -40,7 +40,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1])
 EOF
 xf_start_backend "$XF_CONF"
-xf_expect_log "workers are sandboxed|NOT confined"
+xf_expect_log "privilege separation: each domain is served by its own worker process|NOT confined"
 [ "$(stat -c %a "$(xf_sock vm1)")" = 600 ] || xf_fail "socket mode"
 ok "stale socket replaced, sockets are 0600"
 
@@ -149,31 +149,31 @@ for i in range(17):
 if errs[:15] != [0] * 15 or errs[15:] != [16, 16]:
     sys.exit("errors: %r" % errs)
 EOF
-n0=$(xf_fdcount "$XF_BACKEND_PID")
+n0=$(xf_tree_fdcount "$XF_BACKEND_PID")
 python3 "$W/many.py" "$(xf_sock vm1)" shared || xf_fail "connection limit"
 xf_expect_log "dom vm1: domain vm1 has too many connections"
 ls "$W/m1" >/dev/null || xf_fail "m1 after the limit test"
 # slack: the fs layer's and the stream's own descriptors may grow a
 # little meanwhile; a leak of 15 connections would be dozens
-xf_wait_until 10 test "$(xf_fdcount "$XF_BACKEND_PID")" -le $((n0 + 4)) ||
+xf_wait_until 10 test "$(xf_tree_fdcount "$XF_BACKEND_PID")" -le $((n0 + 4)) ||
 	xf_fail "the 15 closed connections left descriptors behind"
 ok "17th connection of a domain refused with EBUSY"
 
 # --- kill -9 of a frontend frees its connection
-before=$(xf_fdcount "$XF_BACKEND_PID")
-tb=$(ls "/proc/$XF_BACKEND_PID/task" | wc -l)
+before=$(xf_tree_fdcount "$XF_BACKEND_PID")
+tb=$(xf_tree_taskcount "$XF_BACKEND_PID")
 xf_mount "$(xf_sock vm1)" home1 "$W/m3"
 ls "$W/m3" >/dev/null || xf_fail "ls m3"
-during=$(xf_fdcount "$XF_BACKEND_PID")
+during=$(xf_tree_fdcount "$XF_BACKEND_PID")
 [ "$during" -gt "$before" ] || xf_fail "no descriptors for the connection?"
 fp=$(pgrep -f "mount.xenfs home1 $W/m3" | head -n 1)
 [ -n "$fp" ] || xf_fail "frontend pid"
 kill -9 "$fp"
 xf_expect_log "export 'home1' disconnected: frontend disconnected"
 # -le: the other live mounts' inode caches may shrink meanwhile
-xf_wait_until 5 test "$(xf_fdcount "$XF_BACKEND_PID")" -le "$before" ||
-	xf_fail "fds: $before before, $(xf_fdcount "$XF_BACKEND_PID") after"
-xf_wait_until 5 test "$(ls "/proc/$XF_BACKEND_PID/task" | wc -l)" -eq "$tb" ||
+xf_wait_until 5 test "$(xf_tree_fdcount "$XF_BACKEND_PID")" -le "$before" ||
+	xf_fail "fds: $before before, $(xf_tree_fdcount "$XF_BACKEND_PID") after"
+xf_wait_until 5 test "$(xf_tree_taskcount "$XF_BACKEND_PID")" -eq "$tb" ||
 	xf_fail "worker threads left behind"
 umount -l "$W/m3" 2>/dev/null
 ok "kill -9 of a frontend: $before fds before, $during during, all released"
