@@ -132,6 +132,9 @@ int bk_loop_init(void);
 int bk_loop_defer_node(struct bk_defer *d);	/* thread-safe */
 void bk_loop_defer_cancel(struct bk_defer *d);	/* thread-safe */
 void bk_loop_free(void);
+/* Run the deferrals queued now (at shutdown, after the loop stopped and
+ * before bk_loop_free drops what is left). */
+void bk_loop_run_pending(void);
 
 /* Stop every live connection (shutdown). */
 void bk_conns_stop_all(const char *why);

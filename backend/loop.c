@@ -302,6 +302,12 @@ void bk_loop_stop(void)
 	loop_running = 0;
 }
 
+void bk_loop_run_pending(void)
+{
+	if (defer_efd >= 0)
+		defer_drain(defer_efd, 0, NULL);
+}
+
 void bk_loop_free(void)
 {
 	struct bk_defer *d;

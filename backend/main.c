@@ -441,6 +441,7 @@ int main(int argc, char **argv)
 	bk_conns_stop_all("shutting down");
 	if (bk_priv_on())
 		bk_priv_stop_all();
+	bk_loop_run_pending();	/* the workers' last notices */
 	bk_control_stop();
 	bk_stream_stop();
 	bk_loop_del(sig_fd);

@@ -192,7 +192,19 @@ static const char *const sc_allow[] = {
 	"getpeername",
 };
 
-static int sandbox_seccomp(void)
+#if defined(__SANITIZE_ADDRESS__)
+#define XF_SANITIZED 1	/* LeakSanitizer's exit check: ptrace, /proc */
+#else
+#define XF_SANITIZED 0
+#endif
+
+/*
+ * Load an allow-list filter: sc_allow plus extra (nextra names), the
+ * argument-checked rules below, everything else EPERM.  san: also what
+ * LeakSanitizer's exit check does (a tracer process, ptrace, wait).
+ */
+static int sandbox_seccomp_list(const char *const *extra, size_t nextra,
+				int san)
 {
 	scmp_filter_ctx ctx;
 	size_t i;
@@ -200,8 +212,10 @@ static int sandbox_seccomp(void)
 
 	if ((ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM))) == NULL)
 		return -ENOMEM;
-	for (i = 0; i < sizeof(sc_allow) / sizeof(sc_allow[0]); i++) {
-		int nr = seccomp_syscall_resolve_name(sc_allow[i]);
+	for (i = 0; i < sizeof(sc_allow) / sizeof(sc_allow[0]) + nextra; i++) {
+		const char *name = i < sizeof(sc_allow) / sizeof(sc_allow[0]) ?
+		    sc_allow[i] : extra[i - sizeof(sc_allow) / sizeof(sc_allow[0])];
+		int nr = seccomp_syscall_resolve_name(name);
 
 		if (nr == __NR_SCMP_ERROR)
 			continue;	/* not on this architecture */
@@ -220,7 +234,8 @@ static int sandbox_seccomp(void)
 	 */
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
 	    SCMP_SYS(clone3), 0)) < 0 ||
-	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+	    (r = san ? seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone),
+	    0) : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) < 0 ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unshare), 1,
 	    SCMP_A0(SCMP_CMP_EQ, CLONE_FS))) < 0 ||
@@ -229,11 +244,37 @@ static int sandbox_seccomp(void)
 		seccomp_release(ctx);
 		return r;
 	}
-	/* this thread only (no TSYNC): the main thread is not a worker */
+	/* LeakSanitizer's tracer: ptrace, wait, and the old getdents it
+	 * lists /proc/PID/task with on x86-64 */
+	if (san && ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+	    SCMP_SYS(ptrace), 0)) < 0 || (r = seccomp_rule_add(ctx,
+	    SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0)) < 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(waitid),
+	    0)) < 0 || (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+	    SCMP_SYS(kill), 0)) < 0 || (r = seccomp_rule_add(ctx,
+	    SCMP_ACT_ALLOW, SCMP_SYS(getdents), 0)) < 0)) {
+		seccomp_release(ctx);
+		return r;
+	}
+	/* the calling thread and those it starts from now on (no TSYNC) */
 	r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return r;
 }
+
+/* A queue thread: the list as it is. */
+static int sandbox_seccomp(void)
+{
+	return sandbox_seccomp_list(NULL, 0, 0);
+}
+
+/* A worker process's main thread, before it starts any thread: the
+ * event loop, its threads' own confinement on top. */
+static const char *const sc_process_extra[] = {
+	"epoll_create1", "epoll_create", "timerfd_create", "timerfd_settime",
+	"timerfd_gettime", "landlock_create_ruleset", "landlock_add_rule",
+	"landlock_restrict_self", "seccomp", "set_tid_address",
+};
 
 static void sandbox_probe(const char *domain)
 {
@@ -420,6 +461,11 @@ static int ns_landlock(const struct ns_bind *b, size_t n)
 
 		r = ll_allow(rfd, b[i].path, acc);
 	}
+	/* LeakSanitizer reads /proc/self/maps and /proc/self/task at exit;
+	 * our /proc holds only this pid namespace (the worker itself) */
+	if (r == 0 && XF_SANITIZED)
+		r = ll_allow(rfd, "/proc", LANDLOCK_ACCESS_FS_READ_FILE |
+			     LANDLOCK_ACCESS_FS_READ_DIR);
 	if (r == 0 && syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
 		r = -errno;
 	close(rfd);
@@ -550,9 +596,16 @@ int bk_sandbox_process(const char *domain, const struct xf_config *cfg,
 		snprintf(err, errlen, "capabilities: %s", strerror(-r));
 		goto out;
 	}
+	r = sandbox_seccomp_list(sc_process_extra, sizeof(sc_process_extra) /
+				 sizeof(sc_process_extra[0]), XF_SANITIZED);
+	if (r < 0) {
+		snprintf(err, errlen, "seccomp: %s", strerror(-r));
+		goto out;
+	}
 	log_info("worker %s: namespace root holds %zu export%s; "
-		 "no_new_privs, Landlock, capabilities cut", domain,
-		 nexp, nexp == 1 ? "" : "s");
+		 "no_new_privs, Landlock, capabilities cut, seccomp%s", domain,
+		 nexp, nexp == 1 ? "" : "s", XF_SANITIZED ?
+		 " (relaxed for the sanitizers' leak check)" : "");
 out:
 	for (i = 0; i < n; i++)
 		if (b[i].fd >= 0)
