@@ -119,6 +119,11 @@ struct fs_stats {
 };
 void fs_session_stats(struct fs_session *s, struct fs_stats *st);
 
+/* xenfsd at startup, before any session: forget the quota counters that
+ * processes shared (<state-dir>/quota/<tag>.live), so that usage comes
+ * from the saved .usage files (or a scan) as after any restart. */
+void fs_quota_reset_shared(const char *state_dir);
+
 /*
  * Emit one MODIFY event for every open file written since its last one.
  * xenfsd calls it once a domain is frozen and drained, so that the

@@ -10,8 +10,9 @@
  *
  * Quotas: usage is counted per export (bytes: sizes of regular files and
  * symlinks, inodes: directory entries, a hard link counted like a copy),
- * in one process-wide struct fs_acct per export tag shared by every
- * session on it.  A domain's usage is the sum over the distinct exports it
+ * in one struct fs_acct per export tag and process, shared by every
+ * session on it; its counters live in a file mapping shared with the
+ * other processes serving the export (struct fs_live below).  A domain's usage is the sum over the distinct exports it
  * has sessions on.  Usage is saved to <state-dir>/quota/<tag>.usage (at
  * most once a second while changing, and when the last session goes) and
  * reloaded at the next start; a missing or unreadable file means a scan of
@@ -33,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,11 +44,26 @@
 #include "idmap.h"
 #include "log.h"
 
+/*
+ * The live counters of an export, shared by every process that serves it
+ * (xenfsd's per-domain workers: two domains may share an export and its
+ * quota): <state-dir>/quota/<tag>.live mapped MAP_SHARED, or private
+ * memory without a state directory.  magic says it was initialized (from
+ * the .usage file or a scan); xenfsd's parent removes the .live files at
+ * startup, so each start begins from the .usage files as before.
+ */
+#define FS_LIVE_MAGIC	0x58464c49564531ULL	/* "XFLIVE1" */
+struct fs_live {
+	uint64_t magic;
+	atomic_int_fast64_t bytes, inodes;
+};
+
 struct fs_acct {
 	struct fs_acct *next;
 	char *tag;
 	char *path;			/* state file */
-	atomic_int_fast64_t bytes, inodes;
+	struct fs_live *live;		/* counters (shared mapping) */
+	int shared;			/* live is a mapping, not malloc */
 	atomic_int dirty;
 	time_t saved;
 	int refs;			/* acct_lock */
@@ -129,8 +147,8 @@ static int acct_read(struct fs_acct *a)
 	fclose(f);
 	if (!ok)
 		return -EINVAL;
-	atomic_store(&a->bytes, b);
-	atomic_store(&a->inodes, i);
+	atomic_store(&a->live->bytes, b);
+	atomic_store(&a->live->inodes, i);
 	return 0;
 }
 
@@ -148,8 +166,8 @@ static void acct_save(struct fs_acct *a)
 		return;
 	}
 	fprintf(f, "xenfs-quota 1 bytes %" PRId64 " inodes %" PRId64 "\n",
-		(int64_t)atomic_load(&a->bytes),
-		(int64_t)atomic_load(&a->inodes));
+		(int64_t)atomic_load(&a->live->bytes),
+		(int64_t)atomic_load(&a->live->inodes));
 	if (fclose(f) != 0 || rename(tmp, a->path) != 0) {
 		log_warn("quota: %s", a->path);
 		(void)unlink(tmp);
@@ -159,21 +177,59 @@ static void acct_save(struct fs_acct *a)
 	a->saved = time(NULL);
 }
 
+/* Map (creating) dir/<tag>.live; NULL if that cannot be done.  *fdp is
+ * the open file, locked (LOCK_EX) for the caller's initialization. */
+static struct fs_live *live_map(const char *dir, const char *tag, int *fdp)
+{
+	char path[PATH_MAX];
+	struct fs_live *l;
+	struct stat st;
+	int fd;
+
+	*fdp = -1;
+	if (snprintf(path, sizeof(path), "%s/%s.live", dir, tag) >=
+	    (int)sizeof(path))
+		return NULL;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_warn("quota: %s", path);
+		return NULL;
+	}
+	if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0 ||
+	    (st.st_size < (off_t)sizeof(*l) &&
+	     ftruncate(fd, sizeof(*l)) < 0)) {
+		log_warn("quota: %s", path);
+		close(fd);
+		return NULL;
+	}
+	l = mmap(NULL, sizeof(*l), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (l == MAP_FAILED) {
+		log_warn("quota: mmap %s", path);
+		close(fd);
+		return NULL;
+	}
+	*fdp = fd;
+	return l;
+}
+
 /* acct_lock held.  Find or make the acct of tag; NULL on ENOMEM. */
 static struct fs_acct *acct_get(struct fs_session *s, const char *state_dir)
 {
 	struct fs_acct *a;
 	char dir[PATH_MAX];
 	int64_t b, i;
+	int fd = -1;
 
 	for (a = accts; a; a = a->next)
 		if (!strcmp(a->tag, s->tag)) {
-			if (a->refs++ == 0 && (!a->path || acct_read(a) != 0)) {
+			if (a->refs++ == 0 && a->live->magic != FS_LIVE_MAGIC &&
+			    (!a->path || acct_read(a) != 0)) {
 				(void)fs_quota_scan(s->root_fd, &b, &i);
-				atomic_store(&a->bytes, b);
-				atomic_store(&a->inodes, i);
+				atomic_store(&a->live->bytes, b);
+				atomic_store(&a->live->inodes, i);
 				acct_save(a);
 			}
+			a->live->magic = FS_LIVE_MAGIC;
 			return a;
 		}
 	if ((a = calloc(1, sizeof(*a))) == NULL ||
@@ -187,19 +243,61 @@ static struct fs_acct *acct_get(struct fs_session *s, const char *state_dir)
 			log_warn("quota: %s", dir);
 		if (asprintf(&a->path, "%s/%s.usage", dir, s->tag) < 0)
 			a->path = NULL;
+		if ((a->live = live_map(dir, s->tag, &fd)) != NULL)
+			a->shared = 1;
 	}
-	if (!a->path || acct_read(a) != 0) {
-		(void)fs_quota_scan(s->root_fd, &b, &i);
-		atomic_store(&a->bytes, b);
-		atomic_store(&a->inodes, i);
-		log_info("quota: export '%s': usage scanned: %" PRId64
-			 " bytes, %" PRId64 " inodes", s->tag, b, i);
-		acct_save(a);
+	if (!a->live && (a->live = calloc(1, sizeof(*a->live))) == NULL) {
+		free(a->path);
+		free(a->tag);
+		free(a);
+		return NULL;
+	}
+	/* another process (a worker of another domain on this export) may
+	 * have set the counters up already: then they are current */
+	if (a->live->magic != FS_LIVE_MAGIC) {
+		if (!a->path || acct_read(a) != 0) {
+			(void)fs_quota_scan(s->root_fd, &b, &i);
+			atomic_store(&a->live->bytes, b);
+			atomic_store(&a->live->inodes, i);
+			log_info("quota: export '%s': usage scanned: %" PRId64
+				 " bytes, %" PRId64 " inodes", s->tag, b, i);
+			acct_save(a);
+		}
+		a->live->magic = FS_LIVE_MAGIC;
+	}
+	if (fd >= 0) {
+		/* explicitly: the mapping keeps the open file (and with it
+		 * a flock) alive past close() */
+		(void)flock(fd, LOCK_UN);
+		close(fd);
 	}
 	a->refs = 1;
 	a->next = accts;
 	accts = a;
 	return a;
+}
+
+void fs_quota_reset_shared(const char *state_dir)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+	DIR *d;
+	size_t l;
+
+	if (!state_dir)
+		return;
+	snprintf(dir, sizeof(dir), "%s/quota", state_dir);
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".live"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) < 0)
+			log_warn("quota: %s", path);
+	}
+	closedir(d);
 }
 
 /*
@@ -251,8 +349,10 @@ int fs_session_set_policy(struct fs_session *s, const struct xf_config *cfg)
 				break;
 			}
 		/* counting stops: a stale file must not be trusted later */
-		if (--s->acct->refs == 0 && s->acct->path)
+		if (--s->acct->refs == 0 && s->acct->path) {
 			(void)unlink(s->acct->path);
+			s->acct->live->magic = 0;
+		}
 		s->acct = NULL;
 	}
 	old = (struct xf_idmap *)atomic_exchange(&s->idmap, m);
@@ -318,8 +418,8 @@ static void domain_usage(struct fs_session *s, int64_t *b, int64_t *i)
 			continue;
 		if (n < sizeof(seen) / sizeof(seen[0]))
 			seen[n++] = a;
-		*b += atomic_load(&a->bytes);
-		*i += atomic_load(&a->inodes);
+		*b += atomic_load(&a->live->bytes);
+		*i += atomic_load(&a->live->inodes);
 	}
 	pthread_mutex_unlock(&acct_lock);
 }
@@ -342,7 +442,8 @@ int64_t fs_quota_room(struct fs_session *s)
 	if (!a)
 		return room;
 	if (m->quota_bytes_exp)
-		room = (int64_t)m->quota_bytes_exp - atomic_load(&a->bytes);
+		room = (int64_t)m->quota_bytes_exp -
+		    atomic_load(&a->live->bytes);
 	if (m->quota_bytes_dom) {
 		domain_usage(s, &db, &di);
 		if ((int64_t)m->quota_bytes_dom - db < room)
@@ -359,8 +460,8 @@ int fs_quota_check(struct fs_session *s, int64_t bytes, int64_t inodes)
 
 	if (!a || (bytes <= 0 && inodes <= 0))
 		return 0;
-	if (over(m->quota_bytes_exp, atomic_load(&a->bytes), bytes) ||
-	    over(m->quota_inodes_exp, atomic_load(&a->inodes), inodes))
+	if (over(m->quota_bytes_exp, atomic_load(&a->live->bytes), bytes) ||
+	    over(m->quota_inodes_exp, atomic_load(&a->live->inodes), inodes))
 		return -EDQUOT;
 	if (m->quota_bytes_dom || m->quota_inodes_dom) {
 		domain_usage(s, &db, &di);
@@ -378,10 +479,10 @@ void fs_quota_charge(struct fs_session *s, int64_t bytes, int64_t inodes)
 
 	if (!a || (bytes == 0 && inodes == 0))
 		return;
-	if (atomic_fetch_add(&a->bytes, bytes) + bytes < 0)
-		atomic_store(&a->bytes, 0);
-	if (atomic_fetch_add(&a->inodes, inodes) + inodes < 0)
-		atomic_store(&a->inodes, 0);
+	if (atomic_fetch_add(&a->live->bytes, bytes) + bytes < 0)
+		atomic_store(&a->live->bytes, 0);
+	if (atomic_fetch_add(&a->live->inodes, inodes) + inodes < 0)
+		atomic_store(&a->live->inodes, 0);
 	atomic_store(&a->dirty, 1);
 	now = time(NULL);
 	if (now != a->saved && pthread_mutex_trylock(&acct_lock) == 0) {
@@ -399,8 +500,8 @@ void fs_quota_stats(struct fs_session *s, struct fs_stats *st)
 
 	if (!a)
 		return;
-	st->quota_bytes_used = (uint64_t)atomic_load(&a->bytes);
-	st->quota_inodes_used = (uint64_t)atomic_load(&a->inodes);
+	st->quota_bytes_used = (uint64_t)atomic_load(&a->live->bytes);
+	st->quota_inodes_used = (uint64_t)atomic_load(&a->live->inodes);
 	st->quota_bytes_limit = m->quota_bytes_exp;
 	st->quota_inodes_limit = m->quota_inodes_exp;
 	if (m->quota_bytes_dom || m->quota_inodes_dom) {

@@ -371,6 +371,7 @@ int main(int argc, char **argv)
 		fatal("signal");
 
 	make_dirs(cfg);
+	fs_quota_reset_shared(cfg->global.state_dir);
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 	log_init(foreground, verbose, "xenfsd");

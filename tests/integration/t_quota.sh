@@ -7,7 +7,9 @@
 #  - quota-inodes: creating the 21st entry fails;
 #  - deleting frees; xenfsctl status shows usage and limit;
 #  - restart keeps the count (state-dir); a lost state file is rebuilt by
-#    a scan; truncate-extend, fallocate, link and copy are charged too.
+#    a scan; truncate-extend, fallocate, link and copy are charged too;
+#  - an export quota on an export two domains share holds for both
+#    together, though each domain is served by its own worker process.
 # timeout: 180
 . "$(dirname "$0")/../lib.sh"
 xf_init
@@ -17,7 +19,7 @@ xf_need_fuse
 xf_need_cmd dd stat fallocate truncate
 xf_need_bin xenfsd mount.xenfs xenfsctl
 
-mkdir -p "$W/q1" "$W/q2" "$W/state"
+mkdir -p "$W/q1" "$W/q2" "$W/qs" "$W/state"
 xf_config xenfs.conf <<EOF
 [global]
 control-socket = $W/control.sock
@@ -30,6 +32,11 @@ access = vm1:rw
 [export q2]
 path = $W/q2
 access = vm2:rw
+
+[export qs]
+path = $W/qs
+access = vm1:rw vm2:rw
+quota-bytes = 1M
 
 [domain vm1]
 local-socket = $(xf_sock vm1)
@@ -123,6 +130,24 @@ xf_expect_fail dd if=/dev/zero of="$W/m1/more" bs=64k count=10 conv=fsync
 sz=$(stat -c %s "$W/q1/more")
 [ "$sz" -le $((LIMIT - 524288)) ] || xf_fail "restart lost the count ($sz)"
 rm -f "$W/m1/more"
+
+# --- a shared export's quota holds for both domains together
+xf_mount "$(xf_sock vm1)" qs "$W/s1"
+xf_mount "$(xf_sock vm2)" qs "$W/s2"
+# (vm1's own domain quota leaves it 512K: it writes 384K here)
+dd if=/dev/zero of="$W/s1/a" bs=64k count=6 conv=fsync 2>/dev/null ||
+	xf_fail "vm1: 384K into the shared 1M export"
+if dd if=/dev/zero of="$W/s2/b" bs=64k count=11 conv=fsync 2>/dev/null; then
+	xf_fail "vm2 wrote 704K more: the shared export quota is per process"
+fi
+t=$(( $(stat -c %s "$W/qs/a") + $(stat -c %s "$W/qs/b") ))
+[ "$t" -le "$LIMIT" ] || xf_fail "shared export holds $t bytes > $LIMIT"
+rm -f "$W/s1/a"
+dd if=/dev/zero of="$W/s2/c" bs=64k count=4 conv=fsync 2>/dev/null ||
+	xf_fail "vm2 cannot use what vm1 freed"
+rm -f "$W/s2/b" "$W/s2/c"
+xf_umount "$W/s1"
+xf_umount "$W/s2"
 
 # --- lost state: rebuilt by a scan
 stop
