@@ -4,6 +4,19 @@
 # Guest consoles are relayed onto dom0's console (serial) with tail -f.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin:/usr/local/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+# A real dom0's / is a disk, not the initramfs: move everything onto a
+# tmpfs and switch_root there (xenfsd's workers pivot_root into their own
+# namespace root, which the kernel refuses while / is the rootfs).
+# XFT_DOM0_ROOT=rootfs (tests/xen/run) keeps the initramfs as /.
+if [ $$ = 1 ] && [ -z "${XFT_SWITCHED:-}" ] &&
+   [ "$(cat /etc/xenfs/dom0-root 2>/dev/null)" != rootfs ]; then
+	mkdir -p /newroot && mount -t tmpfs -o mode=0755 tmpfs /newroot &&
+	    for f in /*; do
+		[ "$f" = /newroot ] || cp -a "$f" /newroot/ || break
+	    done &&
+	    XFT_SWITCHED=1 exec switch_root /newroot /init
+	echo "XFT-WARN cannot leave the initramfs root; staying on it"
+fi
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts; mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run; mkdir -p /run/xen /run/xenstored /run/xenfs /var/lib/xenfs
@@ -122,7 +135,14 @@ gntmaps() { n=$(grep -c /dev/xen/gntdev /proc/$1/maps 2>/dev/null); echo "${n:-0
 # ("xenfsd --worker NAME", a child in its own pid namespace) does.
 XENFSD_ARGS=$(cat /etc/xenfs/xenfsd-args 2>/dev/null)
 case " $XENFSD_ARGS " in *" --no-sandbox "*) SANDBOX=0 ;; *) SANDBOX=1 ;; esac
-workers_of() { pgrep -f "xenfsd --worker $1" 2>/dev/null; }
+# (busybox-static has no pgrep: read the command lines)
+workers_of() {
+	for p in /proc/[0-9]*; do
+		case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
+		"xenfsd --worker $1 "*) echo ${p#/proc/} ;;
+		esac
+	done
+}
 # gntmaps of the processes that serve NAME: its workers, or xenfsd itself
 dom_gntmaps() {
 	if [ $SANDBOX = 0 ]; then gntmaps $XENFSD; return; fi
