@@ -45,3 +45,8 @@ FS_SRCS := backend/fs_session.c backend/fs_inode.c backend/fs_names.c \
 UNIT_TESTS += test_fs
 test_fs_SRCS := tests/unit/test_fs.c $(FS_SRCS) policy/config.c
 test_fs_LIBS := -lcmocka
+
+# parent/worker channels: framing, hostile lengths, reply matching
+UNIT_TESTS += test_chan
+test_chan_SRCS := tests/unit/test_chan.c backend/chan.c
+test_chan_LIBS := -lcmocka -lpthread
