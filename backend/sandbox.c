@@ -563,9 +563,27 @@ int bk_sandbox_process(const char *domain, const struct xf_config *cfg,
 		snprintf(err, errlen, "/proc: %s", strerror(errno));
 		goto out;
 	}
-	if (syscall(SYS_pivot_root, NS_ROOT, NS_ROOT "/.old") < 0 ||
-	    chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 ||
-	    rmdir("/.old") < 0) {
+	if (syscall(SYS_pivot_root, NS_ROOT, NS_ROOT "/.old") == 0) {
+		if (chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 ||
+		    rmdir("/.old") < 0) {
+			r = -errno;
+			snprintf(err, errlen, "after pivot_root: %s",
+				 strerror(errno));
+			goto out;
+		}
+	} else if (errno == EINVAL) {
+		/* the root is the initramfs (rootfs), which cannot be
+		 * pivoted away from: move our root over it instead (it is
+		 * hidden beneath, and CAP_SYS_CHROOT is dropped below) */
+		if (chdir(NS_ROOT) < 0 || rmdir(".old") < 0 ||
+		    mount(".", "/", NULL, MS_MOVE, NULL) < 0 ||
+		    chroot(".") < 0 || chdir("/") < 0) {
+			r = -errno;
+			snprintf(err, errlen, "moving the root (rootfs): %s",
+				 strerror(errno));
+			goto out;
+		}
+	} else {
 		r = -errno;
 		snprintf(err, errlen, "pivot_root: %s", strerror(errno));
 		goto out;
