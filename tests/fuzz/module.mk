@@ -31,6 +31,13 @@ FUZZ_TARGETS += fuse policy
 fuzz_fuse_SRCS = tests/fuzz/fuzz_fuse.c $(FS_SRCS) policy/config.c lib/log.c
 fuzz_policy_SRCS = tests/fuzz/fuzz_policy.c $(POLICY_SRCS)
 
+# issue 8, privilege separation: what a compromised worker can send its
+# parent (channel framing, then the event decoder the stream thread runs)
+FUZZ_TARGETS += workermsg
+fuzz_workermsg_SRCS = tests/fuzz/fuzz_workermsg.c backend/chan.c \
+		      lib/stream.c lib/log.c lib/util.c
+fuzz_workermsg_CFLAGS = -Iinclude -Ilib
+
 FUZZ_CC     ?= clang-14
 REPLAY_CC   ?= $(CC)
 FUZZ_OUT    := build-fuzz
