@@ -178,10 +178,11 @@ void bk_dom0watch_stop(void);
 void bk_dom0watch_note(const char *export_tag, const char *path);
 
 /*
- * Addition (issue 8), backend/sandbox.c: confine the calling worker
- * thread (and what it starts) to its export and the state directory:
- * no_new_privs, Landlock, reduced capabilities, seccomp allow-list.  0,
- * or -errno and the worker must not serve.  No-op with --no-sandbox.
+ * Addition (issue 8), backend/sandbox.c: confine the calling queue
+ * thread (and what it starts) further than its worker process is:
+ * no_new_privs, Landlock to its export and the state directory, reduced
+ * capabilities, the queue threads' seccomp allow-list.  0, or -errno and
+ * the thread must not serve.  No-op with --no-sandbox.
  */
 int bk_sandbox_worker(const char *domain, const char *export_path);
 
@@ -209,8 +210,9 @@ int bk_is_worker(void);		/* this process is a domain's worker */
 int bk_priv_adopt_local(const char *domain, int fd, char *err,
 			size_t errlen);
 
-/* Parent, main thread: serve a Xen frontend whose offer (grant refs,
- * ports, layout) was read from xenstore in the domain's worker.  On
+/* Parent, main thread: serve a Xen frontend, in the domain's worker,
+ * from the offer (grant refs, ports, layout) the parent read from
+ * xenstore.  On
  * success *out is the proxy connection; on_close(proxy, arg) runs on the
  * main thread when it ends (as for bk_conn_start).  0 or -errno with err
  * filled. */

@@ -44,7 +44,7 @@ enum bk_msg_type {
 	/* worker -> parent, "misc" channel */
 	BK_M_VERDICT,		/* struct bk_m_verdict + path, + fd */
 	BK_M_CONN_UP,		/* struct bk_m_info (one-way) */
-	BK_M_CONN_DOWN,		/* u64 rid (one-way) */
+	BK_M_CONN_DOWN,		/* struct bk_m_info, rid set (one-way) */
 	BK_M_REPLY = 100,
 };
 

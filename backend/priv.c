@@ -210,10 +210,15 @@ static int worker_has_tag(const struct bk_worker *w, const char *tag)
 	return 0;
 }
 
-/* Would w's namespace serve everything cfg lets its domain use? */
+/*
+ * Is w's namespace exactly what cfg lets its domain use?  More (a grant,
+ * a moved export, ro -> rw) and it could not serve it; less (a
+ * revocation, rw -> ro) and it would keep a bind the domain lost.
+ * Either way its next connection gets a fresh worker.
+ */
 static int worker_fits(const struct bk_worker *w, const struct xf_config *cfg)
 {
-	size_t i, j;
+	size_t i, j, n = 0;
 
 	for (i = 0; i < cfg->nexports; i++) {
 		const struct xf_export *e = &cfg->exports[i];
@@ -221,16 +226,16 @@ static int worker_fits(const struct bk_worker *w, const struct xf_config *cfg)
 
 		if (a == XF_ACCESS_NONE)
 			continue;
-		/* same tag, same path, and not bound ro if now rw */
+		n++;
 		for (j = 0; j < w->ntags; j++)
 			if (!strcmp(w->tags[j], e->tag) &&
 			    !strcmp(w->paths[j], e->path) &&
-			    (a == XF_ACCESS_RO || !w->ro[j]))
+			    (a == XF_ACCESS_RO) == (w->ro[j] != 0))
 				break;
 		if (j == w->ntags)
 			return 0;
 	}
-	return 1;
+	return n == w->ntags;
 }
 
 static void worker_kill(struct bk_worker *w, const char *why)

@@ -1,30 +1,35 @@
 /*
- * Worker confinement (docs/security.md, "Sandbox").
+ * Confinement of what faces a guest (docs/security.md, "Sandbox").
  *
- * xenfsd serves every guest from one process; what faces a guest is a
- * connection's queue worker threads (backend/conn.c) and the threads they
- * start (the fs layer's blocked-lock waiters).  Linux keeps credentials,
- * the capability sets, no_new_privs, the Landlock domain and the seccomp
- * filter per thread, so each worker confines *itself* before it reads its
- * first request, and whatever it starts inherits that:
- *  - no_new_privs;
- *  - Landlock: filesystem access only beneath its own export and the
- *    state directory (quota usage, the operation journal); every other
- *    domain's export and the rest of the host filesystem are refused;
- *  - capabilities: effective, permitted and bounding sets cut to what the
- *    fs layer uses (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID,
- *    SETGID, SETUID, MKNOD, SETFCAP);
- *  - seccomp: an allow-list of the system calls a worker makes; anything
- *    else fails with EPERM (not a kill: a forgotten call must not take
- *    the whole daemon, which serves other guests, down).
- * The main thread (acceptors, control socket, reload) is not confined:
- * that is the limit of threads in one process (a worker that gets code
- * execution can still write the other threads' memory); per-domain worker
- * processes are the next step (docs/security.md says what is missing).
+ * Two layers.  First the process: each domain is served by its own worker
+ * process (backend/priv.c, backend/worker.c), which bk_sandbox_process()
+ * confines before it gets any guest:
+ *  - namespaces (made by the parent's clone): mount, pid, network, IPC,
+ *    UTS; its root is a read-only tmpfs holding bind mounts of the
+ *    domain's exports at their own paths (read-only for ro access,
+ *    nodev, nosuid), <state-dir>/quota, the Xen grant and event-channel
+ *    devices if present, and a /proc of its own pid namespace (the fs
+ *    layer reopens its descriptors through /proc/self/fd);
+ *  - no_new_privs; Landlock to those binds; capabilities, the bounding
+ *    set included, cut to what the fs layer uses (CHOWN, DAC_OVERRIDE,
+ *    DAC_READ_SEARCH, FOWNER, FSETID, SETGID, SETUID, MKNOD, SETFCAP);
+ *  - a seccomp allow-list for the whole process (the event loop's calls
+ *    on top of the queue threads' list), loaded before any thread starts.
+ * Then each thread that reads guest requests (a connection's queue
+ * workers, backend/conn.c, and the fs layer's blocked-lock waiters they
+ * start) narrows itself further, since Linux keeps these per thread
+ * (bk_sandbox_worker): Landlock to its own export, the same capabilities,
+ * and the queue threads' allow-list.  Anything outside an allow-list
+ * fails with EPERM rather than killing (a forgotten call must show as an
+ * error, not as a lost domain).
+ *
+ * Sanitizer builds (ASan) let LeakSanitizer's exit check work in a
+ * worker: ptrace, wait, getdents and reading its own /proc.
  *
  * A kernel without Landlock (ENOSYS/EOPNOTSUPP) gets the rest and a loud
  * warning; any other failure to confine makes the worker refuse to serve.
- * `xenfsd --no-sandbox` skips all of it.
+ * `xenfsd --no-sandbox` skips all of it and serves every guest from its
+ * one unconfined process.
  *
  * Test hook: XENFSD_SANDBOX_PROBE="path:path:..." in xenfsd's environment
  * makes every worker, once confined, try to open each path read-only and

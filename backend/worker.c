@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -330,6 +331,8 @@ int bk_worker_main(const char *domain)
 
 	is_worker = 1;
 	wk_domain = domain;
+	/* exec'ed as /proc/self/exe: name it for ps and top */
+	(void)prctl(PR_SET_NAME, "xenfsd-worker", 0, 0, 0);
 	for (i = FD_MAIN; i <= FD_MISC; i++)
 		if (fstat(i, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 			fprintf(stderr, "xenfsd: --worker is started by xenfsd "
