@@ -4,12 +4,13 @@
 # Guest consoles are relayed onto dom0's console (serial) with tail -f.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin:/usr/local/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-# A real dom0's / is a disk, not the initramfs: move everything onto a
-# tmpfs and switch_root there (xenfsd's workers pivot_root into their own
-# namespace root, which the kernel refuses while / is the rootfs).
-# XFT_DOM0_ROOT=rootfs (tests/xen/run) keeps the initramfs as /.
+# XFT_DOM0_ROOT=tmpfs (tests/xen/run): move everything onto a tmpfs and
+# switch_root there, so that / is an ordinary mount as on a dom0 with a
+# disk (xenfsd's workers then pivot_root into their namespace root).  By
+# default dom0 stays on the initramfs, where pivot_root is refused and the
+# workers take their move-over-rootfs path.
 if [ $$ = 1 ] && [ -z "${XFT_SWITCHED:-}" ] &&
-   [ "$(cat /etc/xenfs/dom0-root 2>/dev/null)" != rootfs ]; then
+   [ "$(cat /etc/xenfs/dom0-root 2>/dev/null)" = tmpfs ]; then
 	mkdir -p /newroot && mount -t tmpfs -o mode=0755 tmpfs /newroot &&
 	    for f in /*; do
 		[ "$f" = /newroot ] || cp -a "$f" /newroot/ || break
