@@ -652,8 +652,12 @@ static void worker_retire(struct bk_worker *w)
 {
 	int r;
 
-	if (w->dead)
+	if (w->dead) {
+		/* killed already: its pidfd event may still be queued, but
+		 * the caller (shutdown) needs it off the list now */
+		worker_reap(w, 1);
 		return;
+	}
 	r = bk_chan_call(&w->main, BK_M_SHUTDOWN, NULL, 0, -1, NULL, 0, NULL,
 			 CALL_TIMEOUT_MS);
 	if (r < 0)
