@@ -17,3 +17,9 @@ ALL_OBJS += $(LIBXENFS_XEN_OBJS)
 $(LIBXENFS_XEN): $(LIBXENFS_XEN_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+# the worker's checks of a Xen offer from the parent (no Xen needed)
+UNIT_TESTS += test_xen_offer
+test_xen_offer_SRCS := tests/unit/test_xen_offer.c
+test_xen_offer_LIBS = $(XEN_LINK) -lcmocka
+$(O)/tests/test_xen_offer: $(LIBXENFS_XEN) $(O)/libxenfs.a
