@@ -304,8 +304,30 @@ void bk_loop_stop(void)
 
 void bk_loop_run_pending(void)
 {
-	if (defer_efd >= 0)
-		defer_drain(defer_efd, 0, NULL);
+	struct bk_defer *d;
+
+	/* defer_drain stops after one call once the loop stopped (a
+	 * callback may have stopped it); here the loop is over: run all */
+	for (;;) {
+		void (*fn)(void *);
+		void *fnarg;
+
+		pthread_mutex_lock(&defer_lock);
+		d = defer_head;
+		if (d) {
+			defer_head = d->next;
+			if (!defer_head)
+				defer_tail = NULL;
+			d->next = NULL;
+			d->queued = 0;
+			fn = d->fn;
+			fnarg = d->arg;
+		}
+		pthread_mutex_unlock(&defer_lock);
+		if (!d)
+			break;
+		fn(fnarg);
+	}
 }
 
 void bk_loop_free(void)

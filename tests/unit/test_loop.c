@@ -124,11 +124,39 @@ static void test_defer_threads(void **state)
 	assert_true(deferred_count <= 1002);
 }
 
+static int pending_ran;
+
+static void pending_cb(void *arg)
+{
+	(void)arg;
+	pending_ran++;
+}
+
+/* After the loop stopped, bk_loop_run_pending runs every deferral queued
+ * (xenfsd's workers' last notices at shutdown), not just one. */
+static void test_run_pending_after_stop(void **state)
+{
+	int i;
+
+	(void)state;
+	assert_int_equal(bk_loop_init(), 0);
+	assert_int_equal(bk_loop_defer(stop_soon, NULL), 0);
+	assert_int_equal(bk_loop_run(), 0);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(bk_loop_defer(pending_cb, NULL), 0);
+	bk_loop_run_pending();
+	assert_int_equal(pending_ran, 5);
+	bk_loop_run_pending();		/* nothing left: a no-op */
+	assert_int_equal(pending_ran, 5);
+	bk_loop_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_del_in_batch),
 		cmocka_unit_test(test_defer_threads),
+		cmocka_unit_test(test_run_pending_after_stop),
 	};
 
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
