@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fs.h"			/* struct fs_stats */
+
 #define BK_MSG_MAX	(128 * 1024)
 
 enum bk_msg_type {
@@ -67,9 +69,7 @@ struct bk_m_info {
 	uint32_t domid, nr_queues;
 	int32_t readonly, frozen;
 	int64_t since;
-	uint64_t ops, bytes_read, bytes_written, inodes, fds_open, handles;
-	uint64_t quota_bytes_used, quota_bytes_limit;
-	uint64_t quota_inodes_used, quota_inodes_limit;
+	struct fs_stats stats;		/* plain counters: same binary */
 };
 
 struct bk_m_stop {

@@ -875,42 +875,27 @@ void bk_conns_stop_all(const char *why)
 void bk_conn_get_info(struct bk_conn *c, struct bk_conn_info *info)
 {
 	memset(info, 0, sizeof(*info));
-	if (c->w) {
-		struct bk_m_info m;
-
-		info->domain = c->domain;
-		info->tag = c->tag;
-		info->transport = c->transport;
-		info->domid = c->domid;
-		info->nr_queues = c->nq;
-		info->readonly = atomic_load(&c->readonly);
-		info->since = c->since;
-		if (bk_priv_info(c->w, c->rid, &m) == 0) {
-			info->readonly = m.readonly;
-			info->frozen = m.frozen;
-			info->stats.ops = m.ops;
-			info->stats.bytes_read = m.bytes_read;
-			info->stats.bytes_written = m.bytes_written;
-			info->stats.inodes = m.inodes;
-			info->stats.fds_open = m.fds_open;
-			info->stats.handles = m.handles;
-			info->stats.quota_bytes_used = m.quota_bytes_used;
-			info->stats.quota_bytes_limit = m.quota_bytes_limit;
-			info->stats.quota_inodes_used = m.quota_inodes_used;
-			info->stats.quota_inodes_limit = m.quota_inodes_limit;
-		}
-		return;
-	}
 	info->domain = c->domain;
 	info->tag = c->tag;
 	info->transport = c->transport;
 	info->domid = c->domid;
 	info->nr_queues = c->nq;
 	info->readonly = atomic_load(&c->readonly);
+	info->since = c->since;
+	if (c->w) {
+		/* a proxy: the live state is its worker's */
+		struct bk_m_info m;
+
+		if (bk_priv_info(c->w, c->rid, &m) == 0) {
+			info->readonly = m.readonly;
+			info->frozen = m.frozen;
+			info->stats = m.stats;
+		}
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	info->frozen = c->frozen;
 	pthread_mutex_unlock(&c->lock);
-	info->since = c->since;
 	if (c->fs)
 		fs_session_stats(c->fs, &info->stats);
 }
@@ -1325,14 +1310,5 @@ void bk_conn_wire_info(struct bk_conn *c, struct bk_m_info *m)
 	m->readonly = info.readonly;
 	m->frozen = info.frozen;
 	m->since = info.since;
-	m->ops = info.stats.ops;
-	m->bytes_read = info.stats.bytes_read;
-	m->bytes_written = info.stats.bytes_written;
-	m->inodes = info.stats.inodes;
-	m->fds_open = info.stats.fds_open;
-	m->handles = info.stats.handles;
-	m->quota_bytes_used = info.stats.quota_bytes_used;
-	m->quota_bytes_limit = info.stats.quota_bytes_limit;
-	m->quota_inodes_used = info.stats.quota_inodes_used;
-	m->quota_inodes_limit = info.stats.quota_inodes_limit;
+	m->stats = info.stats;
 }

@@ -228,36 +228,40 @@ int bk_loop_defer(void (*fn)(void *arg), void *arg)
 	return bk_loop_defer_node(&a->node);
 }
 
+/* Unqueue the oldest deferral and run it; 0 if none was queued. */
+static int defer_run_one(void)
+{
+	void (*fn)(void *) = NULL;
+	void *fnarg = NULL;
+	struct bk_defer *d;
+
+	pthread_mutex_lock(&defer_lock);
+	d = defer_head;
+	if (d) {
+		defer_head = d->next;
+		if (!defer_head)
+			defer_tail = NULL;
+		d->next = NULL;
+		d->queued = 0;
+		fn = d->fn;
+		fnarg = d->arg;
+	}
+	pthread_mutex_unlock(&defer_lock);
+	if (!d)
+		return 0;
+	/* d may be freed by fn (allocated nodes, stopped conns) */
+	fn(fnarg);
+	return 1;
+}
+
 static void defer_drain(int fd, uint32_t events, void *arg)
 {
 	uint64_t v;
-	struct bk_defer *d;
 
 	(void)!read(fd, &v, sizeof(v));	/* EAGAIN: spurious, harmless */
 	/* Run only what is queued now; new deferrals wake us again. */
-	for (;;) {
-		void (*fn)(void *);
-		void *fnarg;
-
-		pthread_mutex_lock(&defer_lock);
-		d = defer_head;
-		if (d) {
-			defer_head = d->next;
-			if (!defer_head)
-				defer_tail = NULL;
-			d->next = NULL;
-			d->queued = 0;
-			fn = d->fn;
-			fnarg = d->arg;
-		}
-		pthread_mutex_unlock(&defer_lock);
-		if (!d)
-			break;
-		/* d may be freed by fn (allocated nodes, stopped conns) */
-		fn(fnarg);
-		if (!loop_running)
-			break;
-	}
+	while (defer_run_one() && loop_running)
+		;
 }
 
 /* ---- running ---- */
@@ -304,30 +308,10 @@ void bk_loop_stop(void)
 
 void bk_loop_run_pending(void)
 {
-	struct bk_defer *d;
-
-	/* defer_drain stops after one call once the loop stopped (a
-	 * callback may have stopped it); here the loop is over: run all */
-	for (;;) {
-		void (*fn)(void *);
-		void *fnarg;
-
-		pthread_mutex_lock(&defer_lock);
-		d = defer_head;
-		if (d) {
-			defer_head = d->next;
-			if (!defer_head)
-				defer_tail = NULL;
-			d->next = NULL;
-			d->queued = 0;
-			fn = d->fn;
-			fnarg = d->arg;
-		}
-		pthread_mutex_unlock(&defer_lock);
-		if (!d)
-			break;
-		fn(fnarg);
-	}
+	/* unlike defer_drain, which stops after one call once the loop has
+	 * stopped (a callback may have stopped it): the loop is over */
+	while (defer_run_one())
+		;
 }
 
 void bk_loop_free(void)

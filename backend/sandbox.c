@@ -103,28 +103,41 @@ static int ll_allow(int rfd, const char *path, uint64_t access)
 	return r;
 }
 
-/* 0, -EOPNOTSUPP (no Landlock here) or -errno. */
-static int sandbox_landlock(const char *export_path, const char *state_dir)
+/*
+ * A ruleset handling every access this kernel's Landlock knows: its fd,
+ * -EOPNOTSUPP (no Landlock here) or -errno.  *abi is the ABI version,
+ * *data what an allowed directory gets: everything but exec, device
+ * nodes and device ioctls.
+ */
+static int ll_ruleset(int *abi, uint64_t *data)
 {
 	struct landlock_ruleset_attr ra;
-	uint64_t all, data;
-	int abi, rfd, r;
+	uint64_t all;
+	int rfd;
 
-	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
-			   LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 0)
+	*abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
+			    LANDLOCK_CREATE_RULESET_VERSION);
+	if (*abi < 0)
 		return -EOPNOTSUPP;
-	all = ll_handled(abi);
-	/* no exec, no device nodes, no device ioctls, anywhere */
-	data = all & ~(LANDLOCK_ACCESS_FS_EXECUTE |
-		       LANDLOCK_ACCESS_FS_MAKE_CHAR |
-		       LANDLOCK_ACCESS_FS_MAKE_BLOCK |
-		       LANDLOCK_ACCESS_FS_IOCTL_DEV);
+	all = ll_handled(*abi);
+	*data = all & ~(LANDLOCK_ACCESS_FS_EXECUTE |
+			LANDLOCK_ACCESS_FS_MAKE_CHAR |
+			LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+			LANDLOCK_ACCESS_FS_IOCTL_DEV);
 	memset(&ra, 0, sizeof(ra));
 	ra.handled_access_fs = all;
 	rfd = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0);
-	if (rfd < 0)
-		return -errno;
+	return rfd < 0 ? -errno : rfd;
+}
+
+/* 0, -EOPNOTSUPP (no Landlock here) or -errno. */
+static int sandbox_landlock(const char *export_path, const char *state_dir)
+{
+	uint64_t data;
+	int abi, rfd, r;
+
+	if ((rfd = ll_ruleset(&abi, &data)) < 0)
+		return rfd;
 	if ((r = ll_allow(rfd, export_path, data)) < 0 ||
 	    (r = ll_allow(rfd, state_dir, data)) < 0) {
 		close(rfd);
@@ -439,25 +452,12 @@ fail:
 /* Landlock for the whole worker process: its binds and nothing else. */
 static int ns_landlock(const struct ns_bind *b, size_t n)
 {
-	struct landlock_ruleset_attr ra;
-	uint64_t all, data;
+	uint64_t data;
 	size_t i;
 	int abi, rfd, r = 0;
 
-	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
-			   LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 0)
-		return -EOPNOTSUPP;
-	all = ll_handled(abi);
-	data = all & ~(LANDLOCK_ACCESS_FS_EXECUTE |
-		       LANDLOCK_ACCESS_FS_MAKE_CHAR |
-		       LANDLOCK_ACCESS_FS_MAKE_BLOCK |
-		       LANDLOCK_ACCESS_FS_IOCTL_DEV);
-	memset(&ra, 0, sizeof(ra));
-	ra.handled_access_fs = all;
-	rfd = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0);
-	if (rfd < 0)
-		return -errno;
+	if ((rfd = ll_ruleset(&abi, &data)) < 0)
+		return rfd;
 	for (i = 0; i < n && r == 0; i++) {
 		uint64_t acc = b[i].dev ?
 		    (LANDLOCK_ACCESS_FS_READ_FILE |

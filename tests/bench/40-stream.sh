@@ -15,47 +15,20 @@ STREAM_FILES=10000
 
 stream_bench()
 {
-	local on_dir off_root=$BENCH_DIR/nostream pid i out_on out_off
+	local on_dir off_root=$BENCH_DIR/nostream out_on out_off
 	[ -n "${BENCH_OK[xenfs]:-}" ] || { notes+=("stream: xenfs target not up"); return; }
 	[ -x "$BIN/xf-bench-meta" ] || { notes+=("stream: xf-bench-meta not built"); return; }
 	on_dir=$(bench_dir xenfs)/stream
 	rm -rf --one-file-system "$on_dir" "$off_root"
-	mkdir -p "$on_dir" "$off_root/src" "$off_root/mnt" "$off_root/state" "$off_root/run"
-	cat >"$off_root/xenfs.conf" <<EOC
-[global]
-control-socket = $off_root/run/control.sock
-state-dir = $off_root/state
-
-[export bench]
-path = $off_root/src
-access = bench:rw
-
-[domain bench]
-local-socket = $off_root/run/bench.sock
-EOC
-	XENFS_NO_STREAM=1 "$BIN/xenfsd" -c "$off_root/xenfs.conf" -f \
-	    >"$off_root/xenfsd.log" 2>&1 </dev/null &
-	pid=$!
-	for i in $(seq 100); do
-		[ -S "$off_root/run/bench.sock" ] && break
-		sleep 0.1
-	done
-	if ! "$BIN/mount.xenfs" bench "$off_root/mnt" \
-	    -o "socket=$off_root/run/bench.sock" >"$off_root/mount.log" 2>&1 \
-	    </dev/null || ! wait_mounted "$off_root/mnt"; then
-		notes+=("stream: no-stream xenfsd did not mount ($off_root)")
-		kill "$pid" 2>/dev/null
-		return
-	fi
+	mkdir -p "$on_dir"
+	XENFS_NO_STREAM=1 bench_second_xenfs "$off_root" || return
 	bench_log "stream on"
 	sync
 	out_on=$("$BIN/xf-bench-meta" "$on_dir" "$STREAM_FILES") || out_on=
 	bench_log "stream off"
 	sync
 	out_off=$("$BIN/xf-bench-meta" "$off_root/mnt" "$STREAM_FILES") || out_off=
-	fusermount3 -u "$off_root/mnt" 2>/dev/null || umount -l "$off_root/mnt"
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true
+	bench_second_stop "$off_root"
 	rm -rf --one-file-system "$on_dir" "$off_root"
 	local op v_on v_off
 	for op in create unlink; do

@@ -13,40 +13,14 @@ PRIVSEP_FILES=10000
 
 privsep_bench()
 {
-	local on_dir off_root=$BENCH_DIR/nosandbox pid i out_on out_off op
+	local on_dir off_root=$BENCH_DIR/nosandbox i out_on out_off op
 	local v_on v_off
 	[ -n "${BENCH_OK[xenfs]:-}" ] || { notes+=("privsep: xenfs target not up"); return; }
 	[ -x "$BIN/xf-bench-meta" ] || { notes+=("privsep: xf-bench-meta not built"); return; }
 	on_dir=$(bench_dir xenfs)/privsep
 	rm -rf --one-file-system "$on_dir" "$off_root"
-	mkdir -p "$on_dir" "$off_root/src" "$off_root/mnt" "$off_root/state" \
-	    "$off_root/run"
-	cat >"$off_root/xenfs.conf" <<EOC
-[global]
-control-socket = $off_root/run/control.sock
-state-dir = $off_root/state
-
-[export bench]
-path = $off_root/src
-access = bench:rw
-
-[domain bench]
-local-socket = $off_root/run/bench.sock
-EOC
-	"$BIN/xenfsd" -c "$off_root/xenfs.conf" -f --no-sandbox \
-	    >"$off_root/xenfsd.log" 2>&1 </dev/null &
-	pid=$!
-	for i in $(seq 100); do
-		[ -S "$off_root/run/bench.sock" ] && break
-		sleep 0.1
-	done
-	if ! "$BIN/mount.xenfs" bench "$off_root/mnt" \
-	    -o "socket=$off_root/run/bench.sock" >"$off_root/mount.log" 2>&1 \
-	    </dev/null || ! wait_mounted "$off_root/mnt"; then
-		notes+=("privsep: --no-sandbox xenfsd did not mount ($off_root)")
-		kill "$pid" 2>/dev/null
-		return
-	fi
+	mkdir -p "$on_dir"
+	bench_second_xenfs "$off_root" --no-sandbox || return
 	# alternate on/off twice and keep the better of each: the machine
 	# is shared, one slow burst should not decide the ratio
 	out_on= out_off=
@@ -58,9 +32,7 @@ EOC
 		sync
 		out_off+=" $("$BIN/xf-bench-meta" "$off_root/mnt" "$PRIVSEP_FILES" || true)"
 	done
-	fusermount3 -u "$off_root/mnt" 2>/dev/null || umount -l "$off_root/mnt"
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true
+	bench_second_stop "$off_root"
 	rm -rf --one-file-system "$on_dir" "$off_root"
 	best() { echo "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k && $(i + 1) > m) m = $(i + 1) } END { if (m) print m }'; }
 	for op in create stat unlink; do
