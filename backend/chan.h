@@ -8,8 +8,9 @@
  * Each channel carries requests one way and their replies the other.
  * bk_chan_call() serializes callers with the channel's mutex, matches the
  * reply by id (a late reply to a call that timed out is discarded) and
- * bounds the wait.  One-way notices (bk_chan_send) travel only in the
- * request direction, so they are never mistaken for a reply.
+ * bounds the wait.  One-way messages (bk_chan_send: ADOPT_LOCAL, the
+ * connection notices) travel only in the request direction and get no
+ * reply, so they are never mistaken for one.
  *
  * Trust: the parent treats everything a worker sends as hostile (a
  * worker faces a guest and may be compromised): lengths are checked
@@ -32,7 +33,7 @@
 enum bk_msg_type {
 	/* parent -> worker, "main" channel (worker's main loop) */
 	BK_M_CONFIG = 1,	/* config text; reply: status, message */
-	BK_M_ADOPT_LOCAL,	/* + fd: an accepted local client */
+	BK_M_ADOPT_LOCAL,	/* + fd: an accepted local client (one-way) */
 	BK_M_ADOPT_XEN,		/* struct bk_m_adopt_xen; reply: rid */
 	BK_M_STOP,		/* struct bk_m_stop */
 	BK_M_INFO,		/* u64 rid; reply: struct bk_m_info */

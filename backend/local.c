@@ -280,6 +280,8 @@ int bk_local_adopt(const char *domain, int fd)
 	int r;
 
 	if ((r = sweep_start()) < 0) {
+		(void)xf_local_welcome(fd, -r, 0, "backend cannot take a "
+				       "connection now (handshake timer)");
 		close(fd);
 		return r;
 	}
@@ -288,6 +290,8 @@ int bk_local_adopt(const char *domain, int fd)
 		    !(adopted->domain = strdup(domain))) {
 			free(adopted);
 			adopted = NULL;
+			(void)xf_local_welcome(fd, ENOMEM, 0, "backend out of "
+					       "memory");
 			close(fd);
 			return -ENOMEM;
 		}

@@ -64,7 +64,8 @@
 #endif
 
 #define SPAWN_TIMEOUT_MS	20000	/* namespace + confinement */
-#define CALL_TIMEOUT_MS		10000	/* adopt, stop, info, reload */
+#define CALL_TIMEOUT_MS		10000	/* adopt (Xen), stop, reload */
+#define INFO_TIMEOUT_MS		1000	/* status: no kill on timeout */
 #define EXIT_WAIT_MS		5000	/* after SHUTDOWN, before SIGKILL */
 
 struct bk_worker {
@@ -679,15 +680,14 @@ int bk_priv_adopt_local(const char *domain, int fd, char *err,
 		close(fd);
 		return -EAGAIN;
 	}
-	r = bk_chan_call(&w->main, BK_M_ADOPT_LOCAL, NULL, 0, fd, NULL, 0,
-			 NULL, CALL_TIMEOUT_MS);
+	/* one way: once the descriptor is in the worker's queue the worker
+	 * answers the client itself, whenever its loop gets to it (a first
+	 * connection's quota scan may hold it for a while) */
+	r = bk_chan_send(w->main.fd, BK_M_ADOPT_LOCAL, 0, 0, NULL, 0, fd);
 	close(fd);
-	if (r < 0) {
+	if (r < 0)
 		snprintf(err, errlen, "worker %s: adopt: %s", domain,
 			 strerror(-r));
-		if (r == -ETIMEDOUT)
-			worker_kill(w, "did not answer");
-	}
 	return r;
 }
 
@@ -770,12 +770,15 @@ int bk_priv_info(struct bk_worker *w, uint64_t rid, struct bk_m_info *info)
 
 	if (w->dead)
 		return -ENOTCONN;
+	/* the status sampler asks every 2 s from the main loop: wait
+	 * briefly, and a busy worker (a first connection's quota scan) just
+	 * shows no counters this time; only nonsense is fatal */
 	r = bk_chan_call(&w->main, BK_M_INFO, &rid, sizeof(rid), -1, info,
-			 sizeof(*info), &rlen, CALL_TIMEOUT_MS);
+			 sizeof(*info), &rlen, INFO_TIMEOUT_MS);
 	if (r == 0 && rlen != sizeof(*info))
 		r = -EPROTO;
-	if (r == -ETIMEDOUT || r == -EPROTO)
-		worker_kill(w, "did not answer a status request");
+	if (r == -EPROTO)
+		worker_kill(w, "sent a malformed status answer");
 	return r;
 }
 

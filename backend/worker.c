@@ -68,6 +68,28 @@ static struct bk_chan ch_stream, ch_misc;
 static struct bk_conn *last_up;		/* main thread: for ADOPT_XEN */
 static unsigned char *main_buf;
 
+/*
+ * Test hook (t_worker_busy.sh): XENFSD_TEST_WORKER_STALL="N:MS" makes the
+ * worker's main thread sleep MS milliseconds before it takes its Nth
+ * local client, as a long first-connection quota scan of a big export
+ * would; the parent must neither hang nor kill it meanwhile.
+ */
+static unsigned long stall_nth, stall_ms, adopts;
+
+static void stall_hook(void)
+{
+	struct timespec ts;
+
+	if (!stall_ms || ++adopts != stall_nth)
+		return;
+	log_info("worker %s: test hook: stalling %lu ms", wk_domain,
+		 stall_ms);
+	ts.tv_sec = (time_t)(stall_ms / 1000);
+	ts.tv_nsec = (long)(stall_ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 int bk_is_worker(void)
 {
 	return is_worker;
@@ -222,13 +244,16 @@ static void main_cb(int fd, uint32_t events, void *arg)
 		rfd = -1;
 	}
 	switch (h.type) {
-	case BK_M_ADOPT_LOCAL:
+	case BK_M_ADOPT_LOCAL:		/* one way: no reply */
+		stall_hook();
 		if (rfd < 0) {
-			(void)reply(h.id, -EBADF, NULL, 0);
+			log_warnx("worker %s: adopt without a descriptor",
+				  wk_domain);
 			break;
 		}
-		r = bk_local_adopt(wk_domain, rfd);
-		(void)reply(h.id, r, NULL, 0);
+		if ((r = bk_local_adopt(wk_domain, rfd)) < 0)
+			log_warnx("worker %s: cannot take a client: %s",
+				  wk_domain, strerror(-r));
 		break;
 	case BK_M_ADOPT_XEN:
 #ifdef XENFS_HAVE_XEN
@@ -331,6 +356,12 @@ int bk_worker_main(const char *domain)
 
 	is_worker = 1;
 	wk_domain = domain;
+	{
+		const char *t = getenv("XENFSD_TEST_WORKER_STALL");
+
+		if (t && sscanf(t, "%lu:%lu", &stall_nth, &stall_ms) != 2)
+			stall_nth = stall_ms = 0;
+	}
 	/* exec'ed as /proc/self/exe: name it for ps and top */
 	(void)prctl(PR_SET_NAME, "xenfsd-worker", 0, 0, 0);
 	for (i = FD_MAIN; i <= FD_MISC; i++)
