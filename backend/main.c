@@ -16,7 +16,6 @@
  * here reads guest data.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -120,55 +119,6 @@ static void make_dirs(const struct xf_config *cfg)
 	}
 }
 
-/*
- * Load the configuration from path, keeping its text in *textp (malloc'ed)
- * for the workers: they parse the very bytes the parent parsed, so both
- * decide on the same values even if the file changes on disk meanwhile.
- */
-static struct xf_config *load_config(const char *path, char **textp,
-				     size_t *lenp, char *err, size_t errlen)
-{
-	struct xf_config *cfg;
-	struct stat st;
-	char *text = NULL;
-	ssize_t n;
-	int fd;
-
-	*textp = NULL;
-	*lenp = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > (1 << 20)) {
-		snprintf(err, errlen, "%s: %s", path, S_ISREG(st.st_mode) ?
-			 "too large (1 MiB at most)" : "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	if (!(text = malloc((size_t)st.st_size + 1))) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	n = xf_pread_full(fd, text, (size_t)st.st_size, 0);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror((int)-n));
-		free(text);
-		return NULL;
-	}
-	cfg = xf_config_parse(path, text, (size_t)n, err, errlen);
-	if (!cfg) {
-		free(text);
-		return NULL;
-	}
-	*textp = text;
-	*lenp = (size_t)n;
-	return cfg;
-}
-
 int bk_server_reload(char *err, size_t errlen)
 {
 	struct xf_config *ncfg, *old = bk_srv.cfg;
@@ -176,7 +126,7 @@ int bk_server_reload(char *err, size_t errlen)
 	size_t len;
 	int r;
 
-	ncfg = load_config(config_path, &text, &len, e, sizeof(e));
+	ncfg = xf_config_load_text(config_path, &text, &len, e, sizeof(e));
 	if (!ncfg) {
 		log_warnx("reload failed, keeping the current configuration: "
 			  "%s", e);
@@ -332,7 +282,8 @@ int main(int argc, char **argv)
 		return bk_worker_main(worker);
 	}
 
-	cfg = load_config(config_path, &cfg_text, &cfg_len, err, sizeof(err));
+	cfg = xf_config_load_text(config_path, &cfg_text, &cfg_len, err,
+				  sizeof(err));
 	/* daemon() moves to /: reloads must find a relative -c path */
 	if (cfg && config_path[0] != '/') {
 		static char abspath[PATH_MAX];

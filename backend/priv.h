@@ -55,6 +55,9 @@ void bk_conn_proxies_gone(struct bk_worker *w, const char *why);
 struct bk_conn *bk_conn_by_rid(uint64_t rid);
 void bk_conn_wire_info(struct bk_conn *c, struct bk_m_info *info);
 
+/* backend/verdict.c: [services] verdict-timeout-ms (default 2000). */
+int bk_verdict_timeout_ms(const struct xf_config *cfg);
+
 /* backend/verdict.c: the parent's decision on a file a worker is about to
  * let its guest open (rfd read-only, st its fstat).  0 or -EACCES. */
 struct stat;

@@ -286,6 +286,14 @@ int bk_verdict_check(struct fs_session *s, int fd, uint32_t open_flags)
 	return r;
 }
 
+int bk_verdict_timeout_ms(const struct xf_config *cfg)
+{
+	const char *v = xf_config_get(cfg, "services", "verdict-timeout-ms");
+	unsigned long tmo = v ? strtoul(v, NULL, 10) : 0;
+
+	return (int)(tmo ? tmo : 2000);
+}
+
 int bk_verdict_decide(const char *domain, const char *tag, const char *path,
 		      int rfd, const struct stat *st, uint32_t open_flags,
 		      int on_open)
@@ -298,17 +306,13 @@ int bk_verdict_decide(const char *domain, const char *tag, const char *path,
 	int64_t deadline;
 	uint64_t key;
 	int nsock = 0, deny = 0, failed = 0, r;
-	unsigned long tmo = 2000;
-	const char *v;
 
 	if (cfg == NULL)
 		return 0;
 	key = vkey(domain, st);
 	if ((r = vcache_get(key, st)) >= 0)
 		return r ? -EACCES : 0;
-	if ((v = xf_config_get(cfg, "services", "verdict-timeout-ms")))
-		tmo = strtoul(v, NULL, 10);
-	deadline = mono_ms() + (int64_t)(tmo ? tmo : 2000);
+	deadline = mono_ms() + bk_verdict_timeout_ms(cfg);
 
 	memset(&m, 0, sizeof(m));
 	m.magic = XF_VERDICT_MAGIC;

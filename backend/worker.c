@@ -121,8 +121,6 @@ int bk_worker_verdict(const char *tag, const char *path, int rfd,
 	unsigned char buf[sizeof(struct bk_m_verdict) + XENFS_EV_PATH_MAX];
 	struct bk_m_verdict v;
 	size_t pl = strnlen(path, XENFS_EV_PATH_MAX);
-	const char *t;
-	unsigned long tmo = 2000;
 
 	memset(&v, 0, sizeof(v));
 	v.open_flags = open_flags;
@@ -130,10 +128,10 @@ int bk_worker_verdict(const char *tag, const char *path, int rfd,
 	snprintf(v.tag, sizeof(v.tag), "%s", tag);
 	memcpy(buf, &v, sizeof(v));
 	memcpy(buf + sizeof(v), path, pl);
-	if ((t = xf_config_get(bk_srv.cfg, "services", "verdict-timeout-ms")))
-		tmo = strtoul(t, NULL, 10);
+	/* the parent's own wait, plus slack for the round trip */
 	return bk_chan_call(&ch_misc, BK_M_VERDICT, buf, sizeof(v) + pl, rfd,
-			    NULL, 0, NULL, (int)(tmo ? tmo : 2000) + 2000);
+			    NULL, 0, NULL,
+			    bk_verdict_timeout_ms(bk_srv.cfg) + 2000);
 }
 
 static void conn_notice(struct bk_conn *c, uint32_t type)

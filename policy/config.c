@@ -1180,6 +1180,12 @@ struct xf_config *xf_config_parse_checked(const char *name, const char *text,
 
 struct xf_config *xf_config_load(const char *path, char *err, size_t errlen)
 {
+	return xf_config_load_text(path, NULL, NULL, err, errlen);
+}
+
+struct xf_config *xf_config_load_text(const char *path, char **textp,
+				      size_t *lenp, char *err, size_t errlen)
+{
 	struct xf_config *cfg = NULL;
 	struct stat st;
 	char *buf = NULL;
@@ -1189,6 +1195,10 @@ struct xf_config *xf_config_load(const char *path, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = '\0';
+	if (textp) {
+		*textp = NULL;
+		*lenp = 0;
+	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
@@ -1228,6 +1238,12 @@ struct xf_config *xf_config_load(const char *path, char *err, size_t errlen)
 		}
 	}
 	cfg = xf_config_parse(path, buf, len, err, errlen);
+	if (cfg && textp) {
+		/* the caller keeps the very bytes that were parsed */
+		*textp = buf;
+		*lenp = len;
+		buf = NULL;
+	}
 out:
 	free(buf);
 	close(fd);

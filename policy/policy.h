@@ -91,6 +91,11 @@ struct xf_config *xf_config_load(const char *path, char *err, size_t errlen);
 /* Same, from a memory buffer (tests and the fuzzer); name is used in messages. */
 struct xf_config *xf_config_parse(const char *name, const char *text,
 				  size_t len, char *err, size_t errlen);
+/* xf_config_load that also hands back the text it parsed (malloc'ed, in
+ * *textp, *lenp bytes; untouched on failure): xenfsd's parent passes the
+ * same bytes to its workers. */
+struct xf_config *xf_config_load_text(const char *path, char **textp,
+				      size_t *lenp, char *err, size_t errlen);
 /* The same for text whose directories were already checked where it was
  * made (xenfsd's parent, for its workers, which see only their own
  * exports): export paths are not looked up. */
